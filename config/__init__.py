@@ -1,0 +1,120 @@
+"""Settings: environment variables (``VROEGSIGNAAL_*``) and an optional TOML file.
+
+One typed, validated object. No secret has a default: a missing or malformed secret stops
+start-up with a one-line message naming the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PREFIX = "VROEGSIGNAAL_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+def _decode_key(value: str, name: str) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{name} is not valid base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"{name} must be 32 bytes, base64-encoded")
+    return raw
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one Vroegsignaal installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", case_sensitive=False, frozen=True
+    )
+
+    database_url: str = "sqlite:///instance/vroegsignaal.db"
+    secret_key: str = Field(min_length=16)
+    data_key: str
+    data_key_old: str | None = None
+
+    #: Largest accepted batch file (the ``.p7m``), in bytes.
+    max_batch_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: Longest accepted value of one field, in characters.
+    max_field_chars: int = Field(default=500, gt=0)
+    #: A batch left in ``processing`` longer than this is taken up again (its worker died).
+    batch_lease_seconds: int = Field(default=900, ge=0)
+    #: Folder with one sub-folder per partner id (``inbox/<partner>/NAME.p7m`` + ``.sig``).
+    inbox_dir: str = "instance/inbox"
+    inbox_poll_seconds: int = Field(default=60, gt=0)
+    ingest_poll_seconds: int = Field(default=10, gt=0)
+    #: Rows written per database round trip during ingest.
+    ingest_chunk_rows: int = Field(default=2000, gt=0)
+
+    @field_validator("data_key")
+    @classmethod
+    def _check_data_key(cls, value: str) -> str:
+        _decode_key(value, f"{PREFIX}DATA_KEY")
+        return value
+
+    @field_validator("data_key_old")
+    @classmethod
+    def _check_data_key_old(cls, value: str | None) -> str | None:
+        if value:
+            _decode_key(value, f"{PREFIX}DATA_KEY_OLD")
+        return value or None
+
+    @cached_property
+    def data_key_bytes(self) -> bytes:
+        return _decode_key(self.data_key, f"{PREFIX}DATA_KEY")
+
+    @cached_property
+    def data_key_old_bytes(self) -> bytes | None:
+        if not self.data_key_old:
+            return None
+        return _decode_key(self.data_key_old, f"{PREFIX}DATA_KEY_OLD")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get(f"{PREFIX}CONFIG")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise :class:`ConfigError` with a one-line reason."""
+    toml_file = os.environ.get(f"{PREFIX}CONFIG")
+    if toml_file and not Path(toml_file).is_file():
+        raise ConfigError(f"{PREFIX}CONFIG names a file that does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = f"{PREFIX}{str(first['loc'][0]).upper()}" if first["loc"] else PREFIX + "*"
+        if first["type"] == "missing":
+            raise ConfigError(f"{name} is required but not set") from None
+        reason = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        if not reason.startswith(PREFIX):
+            reason = f"{name} is invalid: {reason}"
+        raise ConfigError(reason) from None

@@ -1,0 +1,1 @@
+"""Outreach: scores in, cases, tasks, contact attempts and outcomes out (see the outreach issue)."""

@@ -1,0 +1,1 @@
+"""Risk scoring: stored signals in, risk scores and reasons out (see the scoring issue)."""

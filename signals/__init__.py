@@ -1,0 +1,1 @@
+"""Partner batches in, validated signals out: the lowest domain layer."""

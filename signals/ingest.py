@@ -1,0 +1,493 @@
+"""The batch path: receive (verify, store ciphertext) and process (decrypt, parse, validate, store).
+
+Receiving happens in the request; processing in a job or the CLI, in one transaction per
+batch, so a crash leaves no partial signals and the batch is simply taken up again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import logging
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config import Settings
+from signals.crypto import DataProtector
+from signals.db import utcnow
+from signals.enums import BatchCode, BatchSource, BatchStatus, RowCode, SignalStatus
+from signals.envelope import decrypt, to_der, verify_signature
+from signals.errors import BatchRefused, IntakeError
+from signals.models import (
+    Batch,
+    BatchPayload,
+    Client,
+    Municipality,
+    Partner,
+    Rejection,
+    Signal,
+)
+from signals.parsing import MALFORMED, read_rows
+from signals.rules import age_band, window_flag
+from signals.schemas import SignalRowSchema, row_errors
+from signals.service import active_recipient_keys, unlock_recipient_key, usable_public_keys
+
+log = logging.getLogger(__name__)
+
+_IDENTITY = ("bsn", "voorletters", "tussenvoegsel", "achternaam", "geboortedatum")
+_CONTACT = ("straat", "huisnummer", "huisnummertoevoeging", "postcode", "woonplaats",
+            "telefoon", "email", "klantnummer")
+IDENTITY_CONTEXT = b"client.identity"
+CONTACT_CONTEXT = b"signal.contact"
+
+
+class UnknownMunicipality(IntakeError):
+    """The batch names a municipality the partner does not deliver to."""
+
+
+@dataclass(frozen=True)
+class Received:
+    batch: Batch
+    created: bool
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _batch_municipality(partner: Partner, gemeentecode: str | None) -> Municipality:
+    if gemeentecode:
+        for municipality in partner.municipalities:
+            if municipality.code == gemeentecode:
+                return municipality
+        raise UnknownMunicipality("the partner does not deliver to that municipality")
+    if len(partner.municipalities) == 1:
+        return partner.municipalities[0]
+    raise UnknownMunicipality("the partner delivers to several municipalities: name one")
+
+
+def _refusal(
+    session: Session, partner: Partner, municipality: Municipality, code: BatchCode, **kw: Any
+) -> Batch:
+    now = utcnow()
+    batch = Batch(
+        partner=partner,
+        municipality=municipality,
+        status=BatchStatus.FAILED,
+        refusal_code=code,
+        received_at=now,
+        finished_at=now,
+        **kw,
+    )
+    session.add(batch)
+    session.flush()
+    log.info("batch %s refused: %s", batch.id, code.value)
+    return batch
+
+
+def receive_batch(
+    session: Session,
+    settings: Settings,
+    *,
+    partner: Partner,
+    ciphertext: bytes,
+    signature: bytes | None,
+    source: BatchSource,
+    filename: str | None = None,
+    gemeentecode: str | None = None,
+) -> Received:
+    """Verify the signature and store the ciphertext; nothing is decrypted here.
+
+    Returns the new batch, the first batch when the identical file was sent before, or a
+    stored refusal (``status == failed``) when the signature or envelope is wrong.
+    """
+    if len(ciphertext) > settings.max_batch_bytes:
+        raise BatchRefused(BatchCode.TOO_LARGE, "the file is larger than the batch size limit")
+    if not partner.active:
+        raise BatchRefused(BatchCode.UNKNOWN_PARTNER, "the partner is not active")
+    municipality = _batch_municipality(partner, gemeentecode)
+    digest = sha256_hex(ciphertext)
+    common = {
+        "source": source,
+        "filename": (filename or "")[-255:] or None,
+        "ciphertext_sha256": digest,
+        "size_bytes": len(ciphertext),
+    }
+    keys = usable_public_keys(partner, utcnow())
+    if not verify_signature(ciphertext, signature or b"", keys):  # type: ignore[arg-type]
+        return Received(
+            _refusal(session, partner, municipality, BatchCode.SIGNATURE_INVALID, **common), True
+        )
+    dedupe_key = f"{partner.id}:{digest}"
+    existing = session.scalar(select(Batch).where(Batch.dedupe_key == dedupe_key))
+    if existing is not None:
+        return Received(existing, False)
+    refusal: BatchCode | None = None
+    if not ciphertext:
+        refusal = BatchCode.EMPTY
+    else:
+        try:
+            to_der(ciphertext)
+        except BatchRefused as exc:
+            refusal = exc.code
+    try:
+        with session.begin_nested():
+            if refusal is not None:
+                batch = _refusal(
+                    session, partner, municipality, refusal, dedupe_key=dedupe_key, **common
+                )
+            else:
+                batch = Batch(
+                    partner=partner,
+                    municipality=municipality,
+                    status=BatchStatus.RECEIVED,
+                    dedupe_key=dedupe_key,
+                    payload=BatchPayload(ciphertext=ciphertext, signature=signature or b""),
+                    **common,
+                )
+                session.add(batch)
+                session.flush()
+    except IntegrityError:
+        # The same file arrived at the same moment through another process: theirs won.
+        existing = session.scalar(select(Batch).where(Batch.dedupe_key == dedupe_key))
+        if existing is None:
+            raise
+        return Received(existing, False)
+    log.info("batch %s received from partner %s (%d bytes)", batch.id, partner.id, len(ciphertext))
+    return Received(batch, True)
+
+
+# -- processing --------------------------------------------------------------------------------
+def claim_batch(session: Session, batch_id: str, lease_seconds: int) -> bool:
+    """Move a batch to ``processing``; also take over one whose worker died (lease expired).
+
+    One UPDATE with a guard, so two processes never both claim the same batch.
+    """
+    now = utcnow()
+    expired = now - dt.timedelta(seconds=lease_seconds)
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            (Batch.status == BatchStatus.RECEIVED)
+            | ((Batch.status == BatchStatus.PROCESSING) & (Batch.started_at <= expired)),
+        )
+        .values(status=BatchStatus.PROCESSING, started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_batch(session: Session, batch_id: str, code: BatchCode) -> None:
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(
+            status=BatchStatus.FAILED,
+            refusal_code=code,
+            finished_at=utcnow(),
+            rows_total=0,
+            rows_accepted=0,
+            rows_rejected=0,
+            rows_outside_window=0,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    log.info("batch %s failed: %s", batch_id, code.value)
+
+
+def _chunks(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[list[Any]]:
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def _surname_key(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name.lower())
+    return "".join(c for c in decomposed if c.isalpha())
+
+
+class _BatchWriter:
+    """Validates chunks of rows and writes their signals, clients and rejections."""
+
+    def __init__(
+        self, session: Session, settings: Settings, protector: DataProtector, batch: Batch,
+        today: dt.date,
+    ) -> None:
+        self.session = session
+        self.protector = protector
+        self.batch = batch
+        self.partner = batch.partner
+        self.schema = SignalRowSchema(today)
+        self.municipalities = {m.code: m.id for m in self.partner.municipalities}
+        self.total = self.accepted = self.rejected = self.outside = 0
+
+    def write(self, chunk: list[tuple[int, dict[str, str]]]) -> None:
+        valid: list[tuple[int, dict[str, Any], int]] = []
+        rejections: list[dict[str, Any]] = []
+        rejected_rows: set[int] = set()
+
+        def reject(number: int, field: str, code: RowCode) -> None:
+            rejections.append(
+                {"batch_id": self.batch.id, "row": number, "field": field, "code": code}
+            )
+            rejected_rows.add(number)
+
+        for number, row in chunk:
+            if MALFORMED in row:
+                reject(number, MALFORMED, RowCode.INVALID_VALUE)
+                continue
+            try:
+                data = self.schema.load(row)
+            except ValidationError as exc:
+                for field, code in row_errors(exc.messages):  # type: ignore[arg-type]
+                    reject(number, field, code)
+                continue
+            code = data.get("gemeentecode")
+            municipality_id = self.municipalities.get(code) if code else self.batch.municipality_id
+            if municipality_id is None:
+                reject(number, "gemeentecode", RowCode.UNKNOWN_GEMEENTE)
+                continue
+            valid.append((number, data, municipality_id))
+
+        valid = self._drop_duplicates(valid, reject)
+        if valid:
+            clients = self._client_ids(valid)
+            self.session.execute(
+                insert(Signal), [self._signal_row(d, m, clients) for _, d, m in valid]
+            )
+        if rejections:
+            self.session.execute(insert(Rejection), rejections)
+        self.total += len(chunk)
+        self.accepted += len(valid)
+        self.rejected += len(rejected_rows)
+
+    def _drop_duplicates(self, valid: list[Any], reject: Any) -> list[Any]:
+        refs = {data["signaal_id"] for _, data, _ in valid}
+        if not refs:
+            return valid
+        known = set(
+            self.session.scalars(
+                select(Signal.signal_ref).where(
+                    Signal.partner_id == self.partner.id, Signal.signal_ref.in_(refs)
+                )
+            )
+        )
+        kept = []
+        for number, data, municipality_id in valid:
+            ref = data["signaal_id"]
+            if ref in known:
+                reject(number, "signaal_id", RowCode.DUPLICATE_SIGNAL)
+                continue
+            known.add(ref)
+            kept.append((number, data, municipality_id))
+        return kept
+
+    def _client_key(self, data: dict[str, Any]) -> str:
+        if "bsn" in data:
+            return self.protector.keyed_hash("client", "bsn|" + data["bsn"])
+        birth = data.get("geboortedatum")
+        return self.protector.keyed_hash(
+            "client",
+            "|".join(
+                (
+                    "adr",
+                    data["postcode"],
+                    data["huisnummer"],
+                    data.get("huisnummertoevoeging", "").upper(),
+                    birth.isoformat() if birth else "",
+                    _surname_key(data["achternaam"]),
+                )
+            ),
+        )
+
+    def _client_ids(self, valid: list[Any]) -> dict[tuple[int, str], int]:
+        wanted: dict[tuple[int, str], dict[str, Any]] = {}
+        for _, data, municipality_id in valid:
+            data["_client_key"] = key = self._client_key(data)
+            wanted.setdefault((municipality_id, key), data)
+        ids: dict[tuple[int, str], int] = {}
+        for municipality_id in {m for m, _ in wanted}:
+            keys = [k for m, k in wanted if m == municipality_id]
+            for client_id, key in self.session.execute(
+                select(Client.id, Client.client_key).where(
+                    Client.municipality_id == municipality_id, Client.client_key.in_(keys)
+                )
+            ):
+                ids[(municipality_id, key)] = client_id
+        new = [
+            {
+                "municipality_id": m,
+                "client_key": k,
+                "bsn_hash": self.protector.bsn_hash(d["bsn"]) if "bsn" in d else None,
+                "gender": d.get("geslacht"),
+                "identity": self.protector.encrypt_json(
+                    {f: _plain(d[f]) for f in _IDENTITY if f in d}, IDENTITY_CONTEXT
+                ),
+                "created_at": utcnow(),
+            }
+            for (m, k), d in wanted.items()
+            if (m, k) not in ids
+        ]
+        if new:
+            for client_id, municipality_id, key in self.session.execute(
+                insert(Client).returning(Client.id, Client.municipality_id, Client.client_key),
+                new,
+            ):
+                ids[(municipality_id, key)] = client_id
+        return ids
+
+    def _signal_row(
+        self, data: dict[str, Any], municipality_id: int, clients: dict[tuple[int, str], int]
+    ) -> dict[str, Any]:
+        partner_type = self.partner.partner_type
+        end_of_supply = data.get("eindelevering", False)
+        flag = window_flag(
+            partner_type,
+            data["ontstaansdatum"],
+            data["signaaldatum"],
+            data["bedrag"],
+            data.get("maandbedrag"),
+            end_of_supply,
+        )
+        if flag.value in ("too_early", "too_late"):
+            self.outside += 1
+        bsn = data.get("bsn")
+        return {
+            "batch_id": self.batch.id,
+            "partner_id": self.partner.id,
+            "municipality_id": municipality_id,
+            "client_id": clients[(municipality_id, data["_client_key"])],
+            "signal_ref": data["signaal_id"],
+            "partner_type": partner_type,
+            "signal_date": data["signaaldatum"],
+            "arrears_start_date": data["ontstaansdatum"],
+            "amount": data["bedrag"],
+            "monthly_amount": data.get("maandbedrag"),
+            "crisis": data.get("crisissignaal", False),
+            "warm_handover": data.get("warme_overdracht", False),
+            "end_of_supply": end_of_supply,
+            "eviction_date": data.get("ontruimingsdatum"),
+            "window_flag": flag,
+            "status": SignalStatus.NOG_NIET_OPGEPAKT,
+            "address_hash": self.protector.address_hash(
+                data["postcode"], data["huisnummer"], data.get("huisnummertoevoeging")
+            ),
+            "bsn_hash": self.protector.bsn_hash(bsn) if bsn else None,
+            "postcode_area": data["postcode"][:4],
+            "age_band": age_band(data.get("geboortedatum"), data["signaaldatum"]),
+            "contact": self.protector.encrypt_json(
+                {f: data[f] for f in _CONTACT if f in data}, CONTACT_CONTEXT
+            ),
+            "created_at": utcnow(),
+        }
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def process_batch(
+    session: Session,
+    settings: Settings,
+    protector: DataProtector,
+    batch_id: str,
+    today: dt.date | None = None,
+) -> Batch:
+    """Decrypt, parse, validate and store one claimed batch, in the caller's transaction.
+
+    Raises :class:`BatchRefused` for a batch-level refusal; the caller rolls back and records
+    it with :func:`fail_batch`, so nothing of a refused batch is half-stored.
+    """
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise BatchRefused(BatchCode.UNKNOWN_PARTNER, "no such batch")
+    ciphertext = session.scalar(
+        select(BatchPayload.ciphertext).where(BatchPayload.batch_id == batch_id)
+    )
+    if not ciphertext:
+        raise BatchRefused(BatchCode.EMPTY, "the batch has no content")
+    recipients = [
+        unlock_recipient_key(protector, record)
+        for record in active_recipient_keys(session, batch.municipality_id)
+    ]
+    plaintext = decrypt(to_der(ciphertext), recipients)
+    del ciphertext
+    header, rows = read_rows(plaintext, settings.max_field_chars)
+    writer = _BatchWriter(session, settings, protector, batch, today or dt.date.today())
+    for chunk in _chunks(rows, settings.ingest_chunk_rows):
+        writer.write(chunk)
+    if writer.total == 0:
+        raise BatchRefused(BatchCode.EMPTY, "the file contains a header but no rows")
+    batch.status = BatchStatus.PROCESSED
+    batch.content_format = header.format
+    batch.unknown_columns = header.unknown or None
+    batch.rows_total = writer.total
+    batch.rows_accepted = writer.accepted
+    batch.rows_rejected = writer.rejected
+    batch.rows_outside_window = writer.outside
+    batch.finished_at = utcnow()
+    session.flush()
+    log.info(
+        "batch %s processed: %d rows, %d accepted, %d rejected",
+        batch.id, writer.total, writer.accepted, writer.rejected,
+    )
+    return batch
+
+
+def pending_batch_ids(session: Session, lease_seconds: int, limit: int = 100) -> list[str]:
+    expired = utcnow() - dt.timedelta(seconds=lease_seconds)
+    return list(
+        session.scalars(
+            select(Batch.id)
+            .where(
+                (Batch.status == BatchStatus.RECEIVED)
+                | ((Batch.status == BatchStatus.PROCESSING) & (Batch.started_at <= expired))
+            )
+            .order_by(Batch.received_at)
+            .limit(limit)
+        )
+    )
+
+
+def report(session: Session, batch: Batch, limit: int | None = None) -> dict[str, Any]:
+    """The batch report of CONTRACT §3.3; never contains a submitted value."""
+    query = select(Rejection.row, Rejection.field, Rejection.code).where(
+        Rejection.batch_id == batch.id
+    ).order_by(Rejection.row, Rejection.id)
+    if limit is not None:
+        query = query.limit(limit)
+    result: dict[str, Any] = {
+        "id": batch.id,
+        "status": batch.status.value,
+        "rows_total": batch.rows_total,
+        "rows_accepted": batch.rows_accepted,
+        "rows_rejected": batch.rows_rejected,
+        "rows_outside_window": batch.rows_outside_window,
+        "rejections": [
+            {"row": row, "field": field, "code": code.value}
+            for row, field, code in session.execute(query)
+        ],
+    }
+    if batch.refusal_code is not None:
+        result["code"] = batch.refusal_code.value
+    if batch.unknown_columns:
+        result["unknown_columns"] = batch.unknown_columns
+    result["received_at"] = batch.received_at.isoformat()
+    if batch.finished_at:
+        result["finished_at"] = batch.finished_at.isoformat()
+    return result
+
+
+def rejection_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["code"]] = counts.get(row["code"], 0) + 1
+    return counts

@@ -1,0 +1,301 @@
+"""Typed ORM models of the intake stage: municipalities, partners and keys, batches, signals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from signals.db import Base, utcnow
+from signals.enums import (
+    BatchCode,
+    BatchSource,
+    BatchStatus,
+    Gender,
+    PartnerType,
+    Role,
+    RowCode,
+    SignalStatus,
+    WindowFlag,
+)
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def value_enum(cls: type[enum.Enum], length: int = 64) -> Enum:
+    """Store an enum by its value (the DDAS string), as a plain string column."""
+    return Enum(
+        cls,
+        values_callable=lambda members: [m.value for m in members],
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+    )
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+partner_municipalities = Table(
+    "partner_municipalities",
+    Base.metadata,
+    Column("partner_id", ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True),
+    Column("municipality_id", ForeignKey("municipalities.id", ondelete="CASCADE"), primary_key=True),
+)
+
+user_municipalities = Table(
+    "user_municipalities",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("municipality_id", ForeignKey("municipalities.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Municipality(Base):
+    """A gemeente, by its 4-digit CBS code."""
+
+    __tablename__ = "municipalities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(4), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    recipient_keys: Mapped[list[RecipientKey]] = relationship(back_populates="municipality")
+
+
+class Partner(Base):
+    """A signaalpartner: a fixed-cost creditor that sends signals to one or more municipalities."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(200))
+    partner_type: Mapped[PartnerType] = mapped_column(value_enum(PartnerType))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    municipalities: Mapped[list[Municipality]] = relationship(secondary=partner_municipalities)
+    keys: Mapped[list[PartnerKey]] = relationship(
+        back_populates="partner", order_by="PartnerKey.id"
+    )
+
+
+class PartnerKey(Base):
+    """A public key a partner signs batches with; valid for a period, revocable."""
+
+    __tablename__ = "partner_keys"
+    __table_args__ = (UniqueConstraint("partner_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    #: SHA-256 of the DER SubjectPublicKeyInfo, hex.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    key_type: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[dt.datetime | None]
+    valid_until: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    partner: Mapped[Partner] = relationship(back_populates="keys")
+
+    def usable_at(self, moment: dt.datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= moment:
+            return False
+        if self.valid_from is not None and moment < self.valid_from:
+            return False
+        return not (self.valid_until is not None and moment > self.valid_until)
+
+
+class RecipientKey(Base):
+    """A key pair partners encrypt to; the private key is stored encrypted with the data key."""
+
+    __tablename__ = "recipient_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int | None] = mapped_column(
+        ForeignKey("municipalities.id", ondelete="CASCADE")
+    )
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    not_after: Mapped[dt.datetime | None]
+    retired_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    municipality: Mapped[Municipality | None] = relationship(back_populates="recipient_keys")
+
+
+class User(Base):
+    """Somebody who logs in: admin, counsellor, analyst or a partner's portal user."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(value_enum(Role, 16))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None]
+
+    municipalities: Mapped[list[Municipality]] = relationship(secondary=user_municipalities)
+    partner: Mapped[Partner | None] = relationship()
+
+
+class Batch(Base):
+    """One upload of one partner: its envelope, state and the counts of its report."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index(None, "status", "received_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    source: Mapped[BatchSource] = mapped_column(value_enum(BatchSource, 16))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[BatchStatus] = mapped_column(value_enum(BatchStatus, 16))
+    refusal_code: Mapped[BatchCode | None] = mapped_column(value_enum(BatchCode, 32))
+    ciphertext_sha256: Mapped[str] = mapped_column(String(64))
+    #: ``partner:sha256`` for a batch whose signature checked out: the same file again is
+    #: the same batch. Refused signatures leave it empty, so a corrected re-send goes through.
+    dedupe_key: Mapped[str | None] = mapped_column(String(110), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_format: Mapped[str | None] = mapped_column(String(8))
+    rows_total: Mapped[int] = mapped_column(default=0)
+    rows_accepted: Mapped[int] = mapped_column(default=0)
+    rows_rejected: Mapped[int] = mapped_column(default=0)
+    rows_outside_window: Mapped[int] = mapped_column(default=0)
+    unknown_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+    partner: Mapped[Partner] = relationship()
+    municipality: Mapped[Municipality] = relationship()
+    payload: Mapped[BatchPayload | None] = relationship(
+        back_populates="batch", cascade="all, delete-orphan"
+    )
+
+
+class BatchPayload(Base):
+    """The ciphertext and detached signature exactly as received (never plaintext)."""
+
+    __tablename__ = "batch_payloads"
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    ciphertext: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+    batch: Mapped[Batch] = relationship(back_populates="payload")
+
+
+class Rejection(Base):
+    """One refused row of a batch: row number, field and code; never the submitted value."""
+
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    row: Mapped[int]
+    field: Mapped[str] = mapped_column(String(64))
+    code: Mapped[RowCode] = mapped_column(value_enum(RowCode, 32))
+
+
+class Client(Base):
+    """A person signalled to a municipality, recognised by a keyed hash; identity encrypted."""
+
+    __tablename__ = "clients"
+    __table_args__ = (UniqueConstraint("municipality_id", "client_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    #: HMAC of the BSN, or (without BSN) of address, birth date and surname.
+    client_key: Mapped[str] = mapped_column(String(64))
+    bsn_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    gender: Mapped[Gender | None] = mapped_column(value_enum(Gender, 16))
+    #: AES-GCM ciphertext of the identity: BSN, initials, prefix, surname, birth date.
+    identity: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Signal(Base):
+    """A vroegsignaal: one row of a batch that passed validation."""
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "signal_ref"),
+        Index(None, "municipality_id", "signal_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    #: The partner's own reference (``signaal_id``).
+    signal_ref: Mapped[str] = mapped_column(String(64))
+    partner_type: Mapped[PartnerType] = mapped_column(value_enum(PartnerType))
+    signal_date: Mapped[dt.date]
+    arrears_start_date: Mapped[dt.date]
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    monthly_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    crisis: Mapped[bool] = mapped_column(default=False)
+    warm_handover: Mapped[bool] = mapped_column(default=False)
+    end_of_supply: Mapped[bool] = mapped_column(default=False)
+    eviction_date: Mapped[dt.date | None]
+    window_flag: Mapped[WindowFlag] = mapped_column(value_enum(WindowFlag, 16))
+    status: Mapped[SignalStatus] = mapped_column(
+        value_enum(SignalStatus), default=SignalStatus.NOG_NIET_OPGEPAKT
+    )
+    #: Keyed hash of postcode + house number (+ addition): recognises a household.
+    address_hash: Mapped[str] = mapped_column(String(64), index=True)
+    bsn_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: The four digits of the postcode: coarse enough for statistics.
+    postcode_area: Mapped[str] = mapped_column(String(4))
+    age_band: Mapped[str | None] = mapped_column(String(8))
+    #: AES-GCM ciphertext of the address and contact details as the partner reported them.
+    contact: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    client: Mapped[Client] = relationship()
+    partner: Mapped[Partner] = relationship()
+
+
+__all__: list[Any] = [
+    "Batch",
+    "BatchPayload",
+    "Client",
+    "Municipality",
+    "Partner",
+    "PartnerKey",
+    "RecipientKey",
+    "Rejection",
+    "Signal",
+    "User",
+]

@@ -1,0 +1,274 @@
+"""Actions on municipalities, partners, keys and users. Take a Session first; add and flush."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from signals.crypto import DataProtector, token_hash
+from signals.db import utcnow
+from signals.enums import PartnerType, Role
+from signals.envelope import (
+    certificate_fingerprint,
+    load_certificate,
+    load_public_key,
+    new_recipient_key,
+)
+from signals.errors import Conflict, KeyFormatError, NotFound
+from signals.models import Municipality, Partner, PartnerKey, RecipientKey, User
+
+_PRIVATE_KEY_CONTEXT = b"recipient-key.private"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,63}")
+password_hasher = PasswordHasher()
+
+
+# -- municipalities ----------------------------------------------------------------------------
+def add_municipality(session: Session, code: str, name: str) -> Municipality:
+    if not re.fullmatch(r"[0-9]{4}", code):
+        raise ValueError("a municipality code is 4 digits (CBS gemeentecode)")
+    if session.scalar(select(Municipality).where(Municipality.code == code)):
+        raise Conflict(f"municipality {code} already exists")
+    municipality = Municipality(code=code, name=name.strip())
+    session.add(municipality)
+    session.flush()
+    return municipality
+
+
+def get_municipality(session: Session, code: str) -> Municipality:
+    municipality = session.scalar(select(Municipality).where(Municipality.code == code))
+    if municipality is None:
+        raise NotFound(f"no municipality with code {code}")
+    return municipality
+
+
+# -- recipient keys ----------------------------------------------------------------------------
+def create_recipient_key(
+    session: Session, protector: DataProtector, municipality: Municipality | None
+) -> RecipientKey:
+    """A new key pair partners encrypt to; the private key is stored encrypted."""
+    label = f"Vroegsignaal {municipality.code}" if municipality else "Vroegsignaal"
+    cert, key = new_recipient_key(label)
+    return add_recipient_key(session, protector, municipality, cert, key)
+
+
+def add_recipient_key(
+    session: Session,
+    protector: DataProtector,
+    municipality: Municipality | None,
+    cert: x509.Certificate,
+    key: rsa.RSAPrivateKey,
+) -> RecipientKey:
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    record = RecipientKey(
+        municipality=municipality,
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        private_key_encrypted=protector.encrypt(pkcs8, _PRIVATE_KEY_CONTEXT),
+        fingerprint=certificate_fingerprint(cert),
+        not_after=cert.not_valid_after_utc,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def active_recipient_keys(session: Session, municipality_id: int) -> list[RecipientKey]:
+    """The municipality's keys not yet retired (two during rotation), then service-wide keys."""
+    rows = session.scalars(
+        select(RecipientKey)
+        .where(
+            (RecipientKey.municipality_id == municipality_id)
+            | RecipientKey.municipality_id.is_(None),
+            RecipientKey.retired_at.is_(None),
+        )
+        .order_by(RecipientKey.municipality_id.is_(None), RecipientKey.id.desc())
+    )
+    return list(rows)
+
+
+def unlock_recipient_key(
+    protector: DataProtector, record: RecipientKey
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    der = protector.decrypt(record.private_key_encrypted, _PRIVATE_KEY_CONTEXT)
+    key = serialization.load_der_private_key(der, None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return load_certificate(record.certificate_pem.encode()), key
+
+
+def retire_recipient_key(session: Session, record: RecipientKey) -> None:
+    record.retired_at = utcnow()
+    session.flush()
+
+
+# -- partners ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewPartner:
+    partner: Partner
+    token: str
+
+
+def new_token() -> str:
+    return "vs_" + secrets.token_urlsafe(32)
+
+
+def add_partner(
+    session: Session,
+    name: str,
+    partner_type: PartnerType,
+    municipalities: list[Municipality],
+    public_key: bytes | None = None,
+) -> NewPartner:
+    """Register a partner; the API token is returned once and stored only as a hash."""
+    if not name.strip():
+        raise ValueError("a partner needs a name")
+    if not municipalities:
+        raise ValueError("a partner belongs to at least one municipality")
+    token = new_token()
+    partner = Partner(
+        name=name.strip(),
+        partner_type=partner_type,
+        token_hash=token_hash(token),
+        municipalities=list(municipalities),
+    )
+    session.add(partner)
+    session.flush()
+    if public_key is not None:
+        add_partner_key(session, partner, public_key)
+    return NewPartner(partner, token)
+
+
+def add_partner_key(
+    session: Session,
+    partner: Partner,
+    public_key: bytes,
+    valid_from: dt.datetime | None = None,
+    valid_until: dt.datetime | None = None,
+) -> PartnerKey:
+    loaded = load_public_key(public_key)
+    exists = session.scalar(
+        select(PartnerKey).where(
+            PartnerKey.partner_id == partner.id, PartnerKey.fingerprint == loaded.fingerprint
+        )
+    )
+    if exists is not None:
+        raise Conflict("this key is already registered for the partner")
+    key = PartnerKey(
+        partner=partner,
+        public_key_pem=loaded.pem,
+        fingerprint=loaded.fingerprint,
+        key_type=loaded.key_type,
+        valid_from=valid_from or loaded.valid_from,
+        valid_until=valid_until or loaded.valid_until,
+    )
+    session.add(key)
+    session.flush()
+    return key
+
+
+def revoke_partner_key(session: Session, key: PartnerKey, when: dt.datetime | None = None) -> None:
+    key.revoked_at = when or utcnow()
+    session.flush()
+
+
+def rotate_partner_token(session: Session, partner: Partner) -> str:
+    token = new_token()
+    partner.token_hash = token_hash(token)
+    session.flush()
+    return token
+
+
+def partner_by_token(session: Session, token: str) -> Partner | None:
+    if not token or len(token) > 200:
+        return None
+    partner = session.scalar(select(Partner).where(Partner.token_hash == token_hash(token)))
+    return partner if partner is not None and partner.active else None
+
+
+def get_partner(session: Session, partner_id: str) -> Partner:
+    partner = session.get(Partner, partner_id) if len(partner_id) <= 36 else None
+    if partner is None:
+        raise NotFound("no partner with that id")
+    return partner
+
+
+def usable_public_keys(partner: Partner, moment: dt.datetime) -> list[object]:
+    keys = []
+    for record in partner.keys:
+        if record.usable_at(moment):
+            try:
+                keys.append(load_public_key(record.public_key_pem.encode()).key)
+            except KeyFormatError:
+                continue
+    return keys
+
+
+# -- users -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    password: str
+
+
+def add_user(
+    session: Session,
+    email: str,
+    role: Role,
+    municipalities: list[Municipality],
+    partner: Partner | None = None,
+    password: str | None = None,
+) -> NewUser:
+    """Add a user with a one-time password (returned once, stored as an argon2id hash)."""
+    email = email.strip().lower()
+    if not _EMAIL.fullmatch(email):
+        raise ValueError("not a valid e-mail address")
+    if role is Role.PARTNER and partner is None:
+        raise ValueError("a partner user belongs to a partner")
+    if session.scalar(select(User).where(User.email == email)):
+        raise Conflict("a user with this e-mail address already exists")
+    password = password or secrets.token_urlsafe(12)
+    user = User(
+        email=email,
+        password_hash=password_hasher.hash(password),
+        role=role,
+        partner=partner,
+        municipalities=list(municipalities or (partner.municipalities if partner else [])),
+    )
+    session.add(user)
+    session.flush()
+    return NewUser(user, password)
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or not user.active:
+        # Spend the same time as a real check, so timing does not reveal who exists.
+        try:
+            password_hasher.verify(_DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            pass
+        return None
+    try:
+        password_hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if password_hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = password_hasher.hash(password)
+    user.last_login_at = utcnow()
+    session.flush()
+    return user
+
+
+_DUMMY_HASH = password_hasher.hash("not-a-real-password")

@@ -1,0 +1,70 @@
+"""The composition root: the Flask app, the CLI and the scheduler process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from config import Settings, load_settings
+from signals.runtime import Runtime
+
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
+               **config: Any) -> Flask:
+    """Build the web app. Settings are read and validated here, once."""
+    if runtime is None:
+        runtime = Runtime.from_settings(settings or load_settings())
+    app = Flask(__name__)
+    settings = runtime.settings
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        # The .p7m plus its signature and form overhead; larger requests get 413 before
+        # their body is read.
+        MAX_CONTENT_LENGTH=settings.max_batch_bytes + 64 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config)
+    app.extensions["vroegsignaal"] = runtime
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from webapp import api, auth, db, portal, views
+
+    db.init_app(app)
+    csrf.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"product_name": "Vroegsignaal"}
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        )
+        return response
+
+    return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    runtime: Runtime = app.extensions["vroegsignaal"]
+    return runtime

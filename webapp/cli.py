@@ -1,0 +1,375 @@
+"""The ``vroegsignaal`` command (Flask's click group). ``--json`` prints one JSON object."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import FlaskGroup
+from sqlalchemy import select
+
+from config import ConfigError, load_settings
+from signals.db import unit_of_work
+from signals.enums import BatchSource, PartnerType, Role
+from signals.envelope import load_certificate, load_private_key, pack
+from signals.errors import Conflict, IntakeError, KeyFormatError, NotFound
+from signals.jobs import ingest_file
+from signals.models import RecipientKey
+from signals.runtime import Runtime
+from signals.service import (
+    add_municipality,
+    add_partner,
+    add_partner_key,
+    add_user,
+    create_recipient_key,
+    get_municipality,
+    get_partner,
+    retire_recipient_key,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message.splitlines()[0] if message else "failed")
+
+
+def _runtime() -> Runtime:
+    try:
+        return Runtime.from_settings(load_settings())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _create_app() -> Any:
+    from webapp import create_app
+
+    return create_app(runtime=_runtime())
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        click.echo(text)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
+             load_dotenv=False, set_debug_flag=False)
+def main() -> None:
+    """Vroegsignaal: early signalling of payment arrears."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def upgrade_database(runtime: Runtime) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    with runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@main.command("init-db", with_appcontext=False)
+def init_db() -> None:
+    """Create or upgrade the schema (Alembic upgrade head)."""
+    upgrade_database(_runtime())
+    click.echo("database is up to date")
+
+
+@main.command("init-config", with_appcontext=False)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def init_config(out: Path) -> None:
+    """Write a TOML file with freshly generated secrets, unless it exists (used by make run)."""
+    if out.exists():
+        click.echo(f"{out} exists; kept")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(
+            "# Generated once by `vroegsignaal init-config`; keep it secret, keep it safe.\n"
+            f'secret_key = "{secrets.token_urlsafe(48)}"\n'
+            f'data_key = "{base64.b64encode(os.urandom(32)).decode()}"\n'
+        )
+    click.echo(f"wrote {out}")
+
+
+@main.command("demo", with_appcontext=False)
+@json_option
+@click.option("--signals", "n_signals", default=3000, show_default=True)
+def demo(as_json: bool, n_signals: int) -> None:
+    """Load the demo: a municipality, four partners, signals ingested through the real path."""
+    from webapp.demo import load_demo
+
+    runtime = _runtime()
+    upgrade_database(runtime)
+    result = load_demo(runtime, n_signals=n_signals)
+    lines = ["Demo log-ins (wachtwoorden / passwords):"]
+    lines += [f"  {u['role']:<10} {u['email']:<32} {u['password']}" for u in result["users"]]
+    _emit(as_json, result, "\n".join(lines))
+
+
+@main.command("scheduler", with_appcontext=False)
+def scheduler() -> None:
+    """Run the periodic jobs in this process (the only place they run)."""
+    from webapp.scheduler import build_scheduler
+
+    logging.getLogger().setLevel(logging.INFO)
+    runtime = _runtime()
+    click.echo("scheduler started; Ctrl+C stops it", err=True)
+    try:
+        build_scheduler(runtime).start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Periodic jobs."""
+
+
+@jobs_group.command("run", with_appcontext=False)
+@click.argument("name", required=False)
+@click.option("--all", "run_all", is_flag=True)
+@json_option
+def jobs_run(name: str | None, run_all: bool, as_json: bool) -> None:
+    """Run one job (or --all) once, now, in this process."""
+    from webapp.scheduler import JOBS, run_job
+
+    if not run_all and not name:
+        raise _fail("name a job or give --all; jobs: " + ", ".join(JOBS))
+    if name and name not in JOBS:
+        raise _fail(f"unknown job {name!r}; jobs: " + ", ".join(JOBS))
+    runtime = _runtime()
+    results = {}
+    for job in JOBS if run_all else [name]:
+        outcome = run_job(runtime, job)  # type: ignore[arg-type]
+        results[job] = len(outcome) if isinstance(outcome, list) else outcome
+    _emit(as_json, {"jobs": results}, "\n".join(f"{k}: {v}" for k, v in results.items()))
+
+
+@main.group("gemeente")
+def gemeente_group() -> None:
+    """Municipalities."""
+
+
+@gemeente_group.command("add", with_appcontext=False)
+@click.option("--code", required=True, help="4-digit CBS gemeentecode")
+@click.option("--naam", required=True)
+@json_option
+def gemeente_add(code: str, naam: str, as_json: bool) -> None:
+    """Register a municipality."""
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            municipality = add_municipality(session, code, naam)
+            data = {"id": municipality.id, "code": municipality.code, "naam": municipality.name}
+    except (ValueError, Conflict) as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"municipality {code} {naam} registered")
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Recipient keys partners encrypt to."""
+
+
+@keys_group.command("create-recipient", with_appcontext=False)
+@click.option("--gemeente", required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def keys_create_recipient(gemeente: str, out: Path, as_json: bool) -> None:
+    """New recipient key pair; writes the public certificate; the private key stays inside."""
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            record = create_recipient_key(session, runtime.protector,
+                                          get_municipality(session, gemeente))
+            data = {"id": record.id, "fingerprint": record.fingerprint, "certificate": str(out),
+                    "not_after": record.not_after}
+            out.write_text(record.certificate_pem)
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"wrote {out} (key {record.id}, sha256 {record.fingerprint})")
+
+
+@keys_group.command("list", with_appcontext=False)
+@click.option("--gemeente", required=True)
+@json_option
+def keys_list(gemeente: str, as_json: bool) -> None:
+    """The municipality's recipient keys."""
+    runtime = _runtime()
+    with unit_of_work(runtime.sessions) as session:
+        municipality = get_municipality(session, gemeente)
+        keys = [
+            {"id": k.id, "fingerprint": k.fingerprint, "created_at": k.created_at,
+             "not_after": k.not_after, "retired_at": k.retired_at}
+            for k in session.scalars(
+                select(RecipientKey).where(RecipientKey.municipality_id == municipality.id)
+            )
+        ]
+    _emit(as_json, {"keys": keys},
+          "\n".join(f"{k['id']} {k['fingerprint']} retired={k['retired_at']}" for k in keys))
+
+
+@keys_group.command("retire", with_appcontext=False)
+@click.option("--id", "key_id", type=int, required=True)
+@json_option
+def keys_retire(key_id: int, as_json: bool) -> None:
+    """Stop accepting batches encrypted to this key (after the rotation overlap)."""
+    runtime = _runtime()
+    with unit_of_work(runtime.sessions) as session:
+        record = session.get(RecipientKey, key_id)
+        if record is None:
+            raise _fail("no recipient key with that id")
+        retire_recipient_key(session, record)
+    _emit(as_json, {"id": key_id, "retired": True}, f"key {key_id} retired")
+
+
+@main.group("partner")
+def partner_group() -> None:
+    """Signal partners."""
+
+
+def _partner_type(value: str) -> PartnerType:
+    for member in PartnerType:
+        if member.value.lower() == value.strip().lower():
+            return member
+    raise click.BadParameter("one of: " + ", ".join(m.value for m in PartnerType))
+
+
+@partner_group.command("add", with_appcontext=False)
+@click.option("--naam", required=True)
+@click.option("--type", "type_", required=True, help="DDAS partner type, e.g. Huur")
+@click.option("--gemeente", multiple=True, required=True)
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def partner_add(naam: str, type_: str, gemeente: tuple[str, ...], public_key: Path | None,
+                as_json: bool) -> None:
+    """Register a partner; prints its id and API token once."""
+    partner_type = _partner_type(type_)
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            municipalities = [get_municipality(session, code) for code in gemeente]
+            created = add_partner(session, naam, partner_type, municipalities,
+                                  public_key.read_bytes() if public_key else None)
+            data = {"id": created.partner.id, "token": created.token,
+                    "type": partner_type.value, "gemeenten": list(gemeente)}
+    except (NotFound, KeyFormatError, ValueError, Conflict) as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"partner id: {data['id']}\nAPI token (shown once): {data['token']}")
+
+
+@partner_group.command("add-key", with_appcontext=False)
+@click.option("--partner", "partner_id", required=True)
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True)
+@json_option
+def partner_add_key(partner_id: str, public_key: Path, as_json: bool) -> None:
+    """Register another signing key for a partner (key rollover)."""
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            key = add_partner_key(session, get_partner(session, partner_id),
+                                  public_key.read_bytes())
+            data = {"id": key.id, "fingerprint": key.fingerprint, "type": key.key_type}
+    except (NotFound, KeyFormatError, Conflict) as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"key {data['id']} ({data['type']}) registered")
+
+
+@main.group("user")
+def user_group() -> None:
+    """Users."""
+
+
+@user_group.command("add", with_appcontext=False)
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--gemeente", multiple=True)
+@click.option("--partner", "partner_id")
+@json_option
+def user_add(email: str, role: str, gemeente: tuple[str, ...], partner_id: str | None,
+             as_json: bool) -> None:
+    """Add a user; prints a one-time password."""
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            municipalities = [get_municipality(session, code) for code in gemeente]
+            partner = get_partner(session, partner_id) if partner_id else None
+            if not municipalities and partner is None:
+                raise ValueError("name at least one --gemeente (or a --partner)")
+            created = add_user(session, email, Role(role), municipalities, partner)
+            data = {"id": created.user.id, "email": created.user.email, "role": role,
+                    "password": created.password}
+    except (NotFound, ValueError, Conflict) as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"user {data['email']} added; one-time password: {data['password']}")
+
+
+@main.command("pack", with_appcontext=False)
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--recipient", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="the municipality's certificate")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="the partner's private key (PEM)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def pack_command(source: Path, recipient: Path, key: Path, out: Path, as_json: bool) -> None:
+    """Encrypt and sign a batch as a partner does: writes OUT and OUT.sig."""
+    try:
+        certificate = load_certificate(recipient.read_bytes())
+        private_key = load_private_key(key.read_bytes())
+    except KeyFormatError as exc:
+        raise _fail(str(exc)) from None
+    p7m, signature = pack(source.read_bytes(), certificate, private_key)
+    out.write_bytes(p7m)
+    signature_path = out.with_name(out.name + ".sig")
+    signature_path.write_bytes(signature)
+    _emit(as_json, {"file": str(out), "signature": str(signature_path), "bytes": len(p7m)},
+          f"wrote {out} and {signature_path}")
+
+
+@main.command("ingest", with_appcontext=False)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True)
+@click.option("--partner", "partner_id", required=True)
+@click.option("--gemeente")
+@json_option
+def ingest(file: Path, signature: Path, partner_id: str, gemeente: str | None,
+           as_json: bool) -> None:
+    """Ingest a batch synchronously through the same path as the API; prints the report."""
+    runtime = _runtime()
+    try:
+        result = ingest_file(runtime, partner_id, file, signature, BatchSource.CLI, gemeente)
+    except IntakeError as exc:
+        raise _fail(str(exc)) from None
+    data = result.report
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        click.echo(
+            f"batch {data.get('id', '-')}: {data['status']}"
+            + (f" ({data['code']})" if data.get("code") else "")
+            + f", {data.get('rows_accepted', 0)} of {data.get('rows_total', 0)} rows accepted"
+        )
+        for rejection in data.get("rejections", [])[:50]:
+            click.echo(f"  row {rejection['row']}: {rejection['field']} {rejection['code']}")
+    if not result.ok:
+        click.echo(f"Error: batch refused: {data.get('code', 'failed')}", err=True)
+        sys.exit(1)

@@ -1,0 +1,162 @@
+"""The demo of CONTRACT §1: real data flow, not fixtures.
+
+A municipality with its recipient key, four partners (Huur, Energie, Water, Zorg) each with
+its own key pair, monthly batches of synthetic signals packed and encrypted exactly as a
+partner would, dropped into each partner's inbox folder and ingested by the same job that
+serves production. Log-ins of one user per role are kept in ``instance/demo/`` so that a
+second run (idempotent) prints them again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from sqlalchemy import func, select
+
+from signals.db import unit_of_work
+from signals.enums import PartnerType, Role
+from signals.envelope import PrivateKey, load_certificate, pack
+from signals.jobs import poll_inbox
+from signals.models import Batch, Municipality, Partner
+from signals.runtime import Runtime
+from signals.service import (
+    active_recipient_keys,
+    add_municipality,
+    add_partner,
+    add_user,
+    create_recipient_key,
+)
+from signals.synthetic import SHARES, Population, signal_rows, to_csv
+
+GEMEENTE = ("0344", "Utrecht")
+PARTNERS = [
+    ("Woonstichting De Sleutel", PartnerType.HUUR, "rsa"),
+    ("Stroomlijn Energie", PartnerType.ENERGIE, "ec"),
+    ("Waterbedrijf Midden", PartnerType.WATER, "ed25519"),
+    ("Zorgverzekeraar Zilverlinde", PartnerType.ZORG, "rsa"),
+]
+MONTHS = 6
+
+
+def _new_key(kind: str) -> PrivateKey:
+    if kind == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _month_starts(today: dt.date, months: int) -> list[tuple[dt.date, dt.date]]:
+    spans = []
+    first = today.replace(day=1)
+    for _ in range(months):
+        last = min(today, (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1))
+        spans.append((first, last))
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    return list(reversed(spans))
+
+
+def load_demo(runtime: Runtime, n_signals: int = 3000, today: dt.date | None = None) -> dict[str, Any]:
+    today = today or dt.date.today()
+    demo_dir = Path(runtime.settings.inbox_dir).parent / "demo"
+    logins_file = demo_dir / "logins.json"
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.scalar(select(Municipality).where(Municipality.code == GEMEENTE[0]))
+        already = municipality is not None and session.scalar(
+            select(func.count(Batch.id)).where(Batch.municipality_id == municipality.id)
+        )
+    if already and logins_file.exists():
+        logins = json.loads(logins_file.read_text())
+        return {"loaded": False, "gemeente": GEMEENTE[0], "users": logins}
+
+    partner_ids: dict[PartnerType, str] = {}
+    users: list[dict[str, str]] = []
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.scalar(select(Municipality).where(Municipality.code == GEMEENTE[0]))
+        if municipality is None:
+            municipality = add_municipality(session, *GEMEENTE)
+        if not active_recipient_keys(session, municipality.id):
+            create_recipient_key(session, runtime.protector, municipality)
+        recipient_pem = active_recipient_keys(session, municipality.id)[0].certificate_pem
+        for name, partner_type, kind in PARTNERS:
+            partner = session.scalar(select(Partner).where(Partner.name == name))
+            if partner is None:
+                key = _new_key(kind)
+                _write_private(
+                    demo_dir / "partners" / f"{partner_type.value.lower()}.key",
+                    key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    ),
+                )
+                public = key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                partner = add_partner(session, name, partner_type, [municipality], public).partner
+            partner_ids[partner_type] = partner.id
+        for role, email, partner_type in [
+            (Role.ADMIN, "beheer@demo.vroegsignaal.nl", None),
+            (Role.COUNSELLOR, "consulent@demo.vroegsignaal.nl", None),
+            (Role.ANALYST, "analist@demo.vroegsignaal.nl", None),
+            (Role.PARTNER, "partner@desleutel.example.nl", PartnerType.HUUR),
+        ]:
+            partner = session.get(Partner, partner_ids[partner_type]) if partner_type else None
+            from signals.models import User
+
+            if session.scalar(select(User).where(User.email == email)) is None:
+                created = add_user(session, email, role, [municipality], partner)
+                users.append({"role": role.value, "email": email, "password": created.password})
+    if users:
+        logins_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(logins_file, json.dumps(users, indent=2).encode())
+    else:
+        users = json.loads(logins_file.read_text()) if logins_file.exists() else []
+
+    recipient = load_certificate(recipient_pem.encode())
+    population = Population(max(200, n_signals // 2))
+    total_share = sum(SHARES.values())
+    inbox = Path(runtime.settings.inbox_dir)
+    for month_index, (start, end) in enumerate(_month_starts(today, MONTHS)):
+        for _, partner_type, _ in PARTNERS:
+            count = max(1, n_signals * SHARES[partner_type] // total_share // MONTHS)
+            rows = signal_rows(
+                population,
+                partner_type,
+                count,
+                start,
+                end,
+                seed=month_index * 100 + list(SHARES).index(partner_type),
+                id_prefix=f"{partner_type.value[:3].upper()}{start:%Y%m}",
+                invalid_share=0.01,
+            )
+            key_file = demo_dir / "partners" / f"{partner_type.value.lower()}.key"
+            private_key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+            p7m, signature = pack(to_csv(rows), recipient, private_key)  # type: ignore[arg-type]
+            folder = inbox / partner_ids[partner_type]
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"signalen-{start:%Y-%m}.csv.p7m"
+            (folder / name).write_bytes(p7m)
+            (folder / (name + ".sig")).write_bytes(signature)
+    results = poll_inbox(runtime)
+    return {
+        "loaded": True,
+        "gemeente": GEMEENTE[0],
+        "batches": len(results),
+        "rows_accepted": sum(r.report.get("rows_accepted", 0) for r in results),
+        "rows_rejected": sum(r.report.get("rows_rejected", 0) for r in results),
+        "users": users,
+    }
