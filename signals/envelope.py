@@ -105,7 +105,9 @@ def verify_signature(data: bytes, signature: bytes, public_keys: Iterable[Public
                     key.verify(
                         signature,
                         data,
-                        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                        padding.PSS(
+                            mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO
+                        ),
                         hashes.SHA256(),
                     )
             elif isinstance(key, ec.EllipticCurvePublicKey):
@@ -142,9 +144,7 @@ def to_der(data: bytes) -> bytes:
     return data
 
 
-def decrypt(
-    der: bytes, recipients: Iterable[tuple[x509.Certificate, rsa.RSAPrivateKey]]
-) -> bytes:
+def decrypt(der: bytes, recipients: Iterable[tuple[x509.Certificate, rsa.RSAPrivateKey]]) -> bytes:
     """Decrypt CMS EnvelopedData with the first recipient key it was made for."""
     for certificate, private_key in recipients:
         try:
@@ -193,7 +193,9 @@ def load_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
         key = serialization.load_pem_private_key(data, password)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise KeyFormatError("not a readable PEM private key") from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+    if not isinstance(
+        key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    ):
         raise KeyFormatError("unsupported private key type")
     return key
 

@@ -43,8 +43,16 @@ from signals.service import active_recipient_keys, unlock_recipient_key, usable_
 log = logging.getLogger(__name__)
 
 _IDENTITY = ("bsn", "voorletters", "tussenvoegsel", "achternaam", "geboortedatum")
-_CONTACT = ("straat", "huisnummer", "huisnummertoevoeging", "postcode", "woonplaats",
-            "telefoon", "email", "klantnummer")
+_CONTACT = (
+    "straat",
+    "huisnummer",
+    "huisnummertoevoeging",
+    "postcode",
+    "woonplaats",
+    "telefoon",
+    "email",
+    "klantnummer",
+)
 IDENTITY_CONTEXT = b"client.identity"
 CONTACT_CONTEXT = b"signal.contact"
 
@@ -218,7 +226,11 @@ class _BatchWriter:
     """Validates chunks of rows and writes their signals, clients and rejections."""
 
     def __init__(
-        self, session: Session, settings: Settings, protector: DataProtector, batch: Batch,
+        self,
+        session: Session,
+        settings: Settings,
+        protector: DataProtector,
+        batch: Batch,
         today: dt.date,
     ) -> None:
         self.session = session
@@ -437,7 +449,10 @@ def process_batch(
     session.flush()
     log.info(
         "batch %s processed: %d rows, %d accepted, %d rejected",
-        batch.id, writer.total, writer.accepted, writer.rejected,
+        batch.id,
+        writer.total,
+        writer.accepted,
+        writer.rejected,
     )
     return batch
 
@@ -459,9 +474,11 @@ def pending_batch_ids(session: Session, lease_seconds: int, limit: int = 100) ->
 
 def report(session: Session, batch: Batch, limit: int | None = None) -> dict[str, Any]:
     """The batch report of CONTRACT §3.3; never contains a submitted value."""
-    query = select(Rejection.row, Rejection.field, Rejection.code).where(
-        Rejection.batch_id == batch.id
-    ).order_by(Rejection.row, Rejection.id)
+    query = (
+        select(Rejection.row, Rejection.field, Rejection.code)
+        .where(Rejection.batch_id == batch.id)
+        .order_by(Rejection.row, Rejection.id)
+    )
     if limit is not None:
         query = query.limit(limit)
     result: dict[str, Any] = {

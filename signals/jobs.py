@@ -93,8 +93,9 @@ def poll_inbox(runtime: Runtime) -> list[InboxResult]:
             if not signature_file.exists():
                 continue
             result = ingest_file(runtime, folder.name, file, signature_file, BatchSource.INBOX)
-            _move([file, signature_file], folder / ("done" if result.ok else "failed"),
-                  result.report)
+            _move(
+                [file, signature_file], folder / ("done" if result.ok else "failed"), result.report
+            )
             results.append(result)
     return results
 
@@ -110,8 +111,11 @@ def ingest_file(
     """Receive and process one file synchronously (CLI and inbox): the API's code path."""
     settings = runtime.settings
     if file.stat().st_size > settings.max_batch_bytes:
-        refusal = {"status": "failed", "code": BatchCode.TOO_LARGE.value,
-                   "detail": "the file is larger than the batch size limit"}
+        refusal = {
+            "status": "failed",
+            "code": BatchCode.TOO_LARGE.value,
+            "detail": "the file is larger than the batch size limit",
+        }
         return InboxResult(file.name, refusal, False)
     try:
         with unit_of_work(runtime.sessions) as session:
@@ -128,15 +132,20 @@ def ingest_file(
             )
             batch_id = received.batch.id
     except NotFound:
-        refusal = {"status": "failed", "code": BatchCode.UNKNOWN_PARTNER.value,
-                   "detail": "no partner with that id"}
+        refusal = {
+            "status": "failed",
+            "code": BatchCode.UNKNOWN_PARTNER.value,
+            "detail": "no partner with that id",
+        }
         return InboxResult(file.name, refusal, False)
     except UnknownMunicipality as exc:
-        return InboxResult(file.name, {"status": "failed", "code": "unknown_gemeente",
-                                       "detail": str(exc)}, False)
+        return InboxResult(
+            file.name, {"status": "failed", "code": "unknown_gemeente", "detail": str(exc)}, False
+        )
     except BatchRefused as exc:
-        return InboxResult(file.name, {"status": "failed", "code": exc.code.value,
-                                       "detail": exc.detail}, False)
+        return InboxResult(
+            file.name, {"status": "failed", "code": exc.code.value, "detail": exc.detail}, False
+        )
     run_batch(runtime, batch_id)
     with unit_of_work(runtime.sessions) as session:
         batch = session.get(Batch, batch_id)

@@ -60,14 +60,18 @@ partner_municipalities = Table(
     "partner_municipalities",
     Base.metadata,
     Column("partner_id", ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True),
-    Column("municipality_id", ForeignKey("municipalities.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "municipality_id", ForeignKey("municipalities.id", ondelete="CASCADE"), primary_key=True
+    ),
 )
 
 user_municipalities = Table(
     "user_municipalities",
     Base.metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("municipality_id", ForeignKey("municipalities.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "municipality_id", ForeignKey("municipalities.id", ondelete="CASCADE"), primary_key=True
+    ),
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from signals.enums import BatchCode
@@ -27,11 +27,12 @@ class Header:
     columns: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
 
-    def note_unknown(self, names: object) -> None:
-        for name in names:  # type: ignore[attr-defined]
-            if name not in KNOWN_COLUMNS and name not in self.unknown:
-                if len(self.unknown) < _MAX_UNKNOWN:
-                    self.unknown.append(str(name)[:64])
+    def note_unknown(self, names: Iterable[str]) -> None:
+        for name in names:
+            if len(self.unknown) >= _MAX_UNKNOWN:
+                return
+            if name not in KNOWN_COLUMNS and name[:64] not in self.unknown:
+                self.unknown.append(name[:64])
 
 
 def _normalise(name: str) -> str:
@@ -52,7 +53,9 @@ def _first_line(stream: io.TextIOWrapper) -> str:
     raise BatchRefused(BatchCode.EMPTY, "the file contains no rows")
 
 
-def read_rows(plaintext: bytes, max_field_chars: int) -> tuple[Header, Iterator[tuple[int, dict[str, str]]]]:
+def read_rows(
+    plaintext: bytes, max_field_chars: int
+) -> tuple[Header, Iterator[tuple[int, dict[str, str]]]]:
     """Inspect the header and return it with a lazy iterator over the data rows.
 
     Raises ``empty``, ``encoding``, ``missing_columns`` or ``duplicate_columns`` for the
@@ -91,11 +94,14 @@ def _csv_rows(
             if len(cells) > width and any(c.strip() for c in cells[width:]):
                 yield number, {MALFORMED: "x"}
                 continue
-            yield number, {
-                name: value.strip()
-                for name, value in zip(columns, cells, strict=False)
-                if name and value and not value.isspace()
-            }
+            yield (
+                number,
+                {
+                    name: value.strip()
+                    for name, value in zip(columns, cells, strict=False)
+                    if name and value and not value.isspace()
+                },
+            )
     except UnicodeDecodeError:
         raise BatchRefused(BatchCode.ENCODING, "the content is not UTF-8") from None
     except csv.Error:

@@ -24,8 +24,15 @@ _TRUE = frozenset({"true", "ja", "1", "j", "yes", "y"})
 _FALSE = frozenset({"false", "nee", "0", "n", "no"})
 _GENDERS = {"M": Gender.MAN, "V": Gender.VROUW, "O": Gender.ONBEKEND}
 
-REQUIRED_COLUMNS = ("signaal_id", "signaaldatum", "ontstaansdatum", "bedrag", "achternaam",
-                    "huisnummer", "postcode")
+REQUIRED_COLUMNS = (
+    "signaal_id",
+    "signaaldatum",
+    "ontstaansdatum",
+    "bedrag",
+    "achternaam",
+    "huisnummer",
+    "postcode",
+)
 
 
 class _Field(fields.Field):  # type: ignore[type-arg]
@@ -122,7 +129,7 @@ class HouseNumber(_Field):
 
 class Flag(_Field):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=5, **kwargs)
+        super().__init__(max_length=10, **kwargs)
 
     def convert(self, value: str) -> bool:
         lowered = value.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import secrets
@@ -255,10 +256,8 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None or not user.active:
         # Spend the same time as a real check, so timing does not reveal who exists.
-        try:
+        with contextlib.suppress(VerificationError, InvalidHashError):
             password_hasher.verify(_DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
-            pass
         return None
     try:
         password_hasher.verify(user.password_hash, password)

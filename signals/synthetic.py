@@ -21,26 +21,97 @@ from faker.providers.person.nl_NL import Provider as PersonProvider
 from signals.enums import PartnerType
 
 COLUMNS = [
-    "signaal_id", "signaaldatum", "ontstaansdatum", "bedrag", "maandbedrag", "klantnummer",
-    "bsn", "voorletters", "tussenvoegsel", "achternaam", "geboortedatum", "geslacht",
-    "straat", "huisnummer", "huisnummertoevoeging", "postcode", "woonplaats", "telefoon",
-    "email", "crisissignaal", "warme_overdracht", "eindelevering", "ontruimingsdatum",
+    "signaal_id",
+    "signaaldatum",
+    "ontstaansdatum",
+    "bedrag",
+    "maandbedrag",
+    "klantnummer",
+    "bsn",
+    "voorletters",
+    "tussenvoegsel",
+    "achternaam",
+    "geboortedatum",
+    "geslacht",
+    "straat",
+    "huisnummer",
+    "huisnummertoevoeging",
+    "postcode",
+    "woonplaats",
+    "telefoon",
+    "email",
+    "crisissignaal",
+    "warme_overdracht",
+    "eindelevering",
+    "ontruimingsdatum",
 ]
 
 SURNAMES = [
-    ("", "Jansen"), ("de", "Jong"), ("de", "Vries"), ("van den", "Berg"), ("van", "Dijk"),
-    ("", "Bakker"), ("", "Janssen"), ("", "Visser"), ("", "Smit"), ("", "Meijer"),
-    ("de", "Boer"), ("", "Mulder"), ("de", "Groot"), ("", "Bos"), ("", "Vos"), ("", "Peters"),
-    ("", "Hendriks"), ("van", "Leeuwen"), ("", "Dekker"), ("", "Brouwer"), ("de", "Wit"),
-    ("", "Dijkstra"), ("", "Smits"), ("de", "Graaf"), ("van der", "Meer"), ("van der", "Linden"),
-    ("", "Kok"), ("", "Jacobs"), ("de", "Haan"), ("", "Vermeulen"), ("van den", "Heuvel"),
-    ("van der", "Veen"), ("van den", "Broek"), ("de", "Bruijn"), ("van der", "Heijden"),
-    ("", "Schouten"), ("van", "Beek"), ("", "Willems"), ("van", "Vliet"), ("van de", "Ven"),
-    ("", "Hoekstra"), ("", "Maas"), ("", "Verhoeven"), ("", "Koster"), ("van", "Dam"),
-    ("", "Prins"), ("", "Blom"), ("", "Huisman"), ("", "Kuipers"), ("", "Postma"),
-    ("", "Yılmaz"), ("El", "Amrani"), ("", "Öztürk"), ("", "Nguyen"), ("", "Bakkali"),
-    ("", "Kaya"), ("", "Şahin"), ("", "Boateng"), ("", "Pinas"), ("", "Rodrigues"),
-    ("", "Doğan"), ("", "Ramdin"), ("", "Sedney"), ("", "Kowalski"), ("", "Haddou"),
+    ("", "Jansen"),
+    ("de", "Jong"),
+    ("de", "Vries"),
+    ("van den", "Berg"),
+    ("van", "Dijk"),
+    ("", "Bakker"),
+    ("", "Janssen"),
+    ("", "Visser"),
+    ("", "Smit"),
+    ("", "Meijer"),
+    ("de", "Boer"),
+    ("", "Mulder"),
+    ("de", "Groot"),
+    ("", "Bos"),
+    ("", "Vos"),
+    ("", "Peters"),
+    ("", "Hendriks"),
+    ("van", "Leeuwen"),
+    ("", "Dekker"),
+    ("", "Brouwer"),
+    ("de", "Wit"),
+    ("", "Dijkstra"),
+    ("", "Smits"),
+    ("de", "Graaf"),
+    ("van der", "Meer"),
+    ("van der", "Linden"),
+    ("", "Kok"),
+    ("", "Jacobs"),
+    ("de", "Haan"),
+    ("", "Vermeulen"),
+    ("van den", "Heuvel"),
+    ("van der", "Veen"),
+    ("van den", "Broek"),
+    ("de", "Bruijn"),
+    ("van der", "Heijden"),
+    ("", "Schouten"),
+    ("van", "Beek"),
+    ("", "Willems"),
+    ("van", "Vliet"),
+    ("van de", "Ven"),
+    ("", "Hoekstra"),
+    ("", "Maas"),
+    ("", "Verhoeven"),
+    ("", "Koster"),
+    ("van", "Dam"),
+    ("", "Prins"),
+    ("", "Blom"),
+    ("", "Huisman"),
+    ("", "Kuipers"),
+    ("", "Postma"),
+    ("", "Yılmaz"),
+    ("El", "Amrani"),
+    ("", "Öztürk"),
+    ("", "Nguyen"),
+    ("", "Bakkali"),
+    ("", "Kaya"),
+    ("", "Şahin"),
+    ("", "Boateng"),
+    ("", "Pinas"),
+    ("", "Rodrigues"),
+    ("", "Doğan"),
+    ("", "Ramdin"),
+    ("", "Sedney"),
+    ("", "Kowalski"),
+    ("", "Haddou"),
 ]
 
 #: Monthly amount range and arrears in months, per partner type.
@@ -53,8 +124,12 @@ PROFILES: dict[PartnerType, tuple[tuple[int, int], tuple[float, float], float]] 
 }
 
 #: National shares by partner type, first half of 2024 (DOMAIN.md).
-SHARES = {PartnerType.ZORG: 41, PartnerType.ENERGIE: 20, PartnerType.HUUR: 20,
-          PartnerType.WATER: 18}
+SHARES = {
+    PartnerType.ZORG: 41,
+    PartnerType.ENERGIE: 20,
+    PartnerType.HUUR: 20,
+    PartnerType.WATER: 18,
+}
 
 
 def make_bsn(rng: random.Random) -> str:
@@ -89,22 +164,54 @@ class Household:
 class Population:
     """A fixed set of synthetic households in one town, drawn from a seed."""
 
-    def __init__(self, size: int, seed: int = 2026, town: str = "Utrecht",
-                 postcode_areas: tuple[int, int] = (3511, 3585)) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int = 2026,
+        town: str = "Utrecht",
+        postcode_areas: tuple[int, int] = (3511, 3585),
+    ) -> None:
         rng = random.Random(seed)
         streets = sorted({s for s in AddressProvider.street_suffixes})
         first_f = list(PersonProvider.first_names_female)
         first_m = list(PersonProvider.first_names_male)
-        roots = ["Eiken", "Linden", "Beuken", "Kastanje", "Merel", "Zwaluw", "Kievit", "Rozen",
-                 "Tulpen", "Molen", "Kerk", "Haven", "Vecht", "Singel", "Dorps", "Oranje"]
+        roots = [
+            "Eiken",
+            "Linden",
+            "Beuken",
+            "Kastanje",
+            "Merel",
+            "Zwaluw",
+            "Kievit",
+            "Rozen",
+            "Tulpen",
+            "Molen",
+            "Kerk",
+            "Haven",
+            "Vecht",
+            "Singel",
+            "Dorps",
+            "Oranje",
+        ]
         self.households: list[Household] = []
         for _ in range(size):
             prefix, surname = rng.choice(SURNAMES)
             female = rng.random() < 0.5
             first = rng.choice(first_f if female else first_m)
-            initials = first[0] + "." + (rng.choice("ABCDEFGHJKLMNPRSTW") + "." if rng.random() < 0.4 else "")
-            age_years = rng.choices([rng.randint(18, 27), rng.randint(28, 44), rng.randint(45, 64),
-                                     rng.randint(65, 90)], weights=[18, 38, 32, 12])[0]
+            initials = (
+                first[0]
+                + "."
+                + (rng.choice("ABCDEFGHJKLMNPRSTW") + "." if rng.random() < 0.4 else "")
+            )
+            age_years = rng.choices(
+                [
+                    rng.randint(18, 27),
+                    rng.randint(28, 44),
+                    rng.randint(45, 64),
+                    rng.randint(65, 90),
+                ],
+                weights=[18, 38, 32, 12],
+            )[0]
             born = dt.date(2026 - age_years, rng.randint(1, 12), rng.randint(1, 28))
             area = rng.randint(*postcode_areas)
             letters = rng.choice("ABCDEGHJKLMNPRTVWXZ") + rng.choice("ABCDEGHJKLMNPRTVWXZ")
@@ -163,7 +270,9 @@ def signal_rows(
         row = {
             "signaal_id": f"{id_prefix}-{index + 1:06d}",
             "signaaldatum": signal_date.isoformat(),
-            "ontstaansdatum": started.strftime("%d-%m-%Y") if index % 3 == 0 else started.isoformat(),
+            "ontstaansdatum": started.strftime("%d-%m-%Y")
+            if index % 3 == 0
+            else started.isoformat(),
             "bedrag": f"{amount:.2f}".replace(".", ",") if index % 2 else f"{amount:.2f}",
             "maandbedrag": f"{monthly:.2f}",
             "klantnummer": f"K{rng.randint(10_000_000, 99_999_999)}",
@@ -176,7 +285,8 @@ def signal_rows(
             "straat": person.straat,
             "huisnummer": person.huisnummer,
             "huisnummertoevoeging": person.toevoeging,
-            "postcode": person.postcode[:4] + " " + person.postcode[4:] if index % 4 == 0
+            "postcode": person.postcode[:4] + " " + person.postcode[4:]
+            if index % 4 == 0
             else person.postcode,
             "woonplaats": person.woonplaats,
             "telefoon": person.telefoon if rng.random() < 0.6 else "",

@@ -14,8 +14,9 @@ from signals.runtime import Runtime
 csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
-               **config: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, **config: Any
+) -> Flask:
     """Build the web app. Settings are read and validated here, once."""
     if runtime is None:
         runtime = Runtime.from_settings(settings or load_settings())
@@ -33,7 +34,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     )
     app.config.update(config)
     app.extensions["vroegsignaal"] = runtime
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from webapp import api, auth, db, portal, views
 

@@ -29,8 +29,9 @@ _STATUS_BY_CODE = {
 }
 
 
-def problem(status: int, title: str, detail: str, code: str | None = None,
-            **extra: Any) -> Response:
+def problem(
+    status: int, title: str, detail: str, code: str | None = None, **extra: Any
+) -> Response:
     """An ``application/problem+json`` response (RFC 9457)."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + (code or str(status)),
@@ -50,8 +51,12 @@ def problem(status: int, title: str, detail: str, code: str | None = None,
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     if isinstance(exc, RequestEntityTooLarge):
-        return problem(413, "Batch too large", "the file is larger than the batch size limit",
-                       BatchCode.TOO_LARGE.value)
+        return problem(
+            413,
+            "Batch too large",
+            "the file is larger than the batch size limit",
+            BatchCode.TOO_LARGE.value,
+        )
     return problem(exc.code or 500, exc.name, exc.description or exc.name)
 
 
@@ -102,14 +107,16 @@ def post_batch() -> Any:
     except UnknownMunicipality as exc:
         return problem(422, "Unknown municipality", str(exc), "unknown_gemeente")
     except BatchRefused as exc:
-        return problem(_STATUS_BY_CODE.get(exc.code, 422), "Batch refused", exc.detail,
-                       exc.code.value)
+        return problem(
+            _STATUS_BY_CODE.get(exc.code, 422), "Batch refused", exc.detail, exc.code.value
+        )
     batch = received.batch
     if batch.refusal_code is not None and received.created:
         commit_even_on_error()  # the refusal itself is kept, nothing else
         code = batch.refusal_code
-        return problem(_STATUS_BY_CODE.get(code, 422), "Batch refused", code.value, code.value,
-                       id=batch.id)
+        return problem(
+            _STATUS_BY_CODE.get(code, 422), "Batch refused", code.value, code.value, id=batch.id
+        )
     status = 202 if received.created else 200
     response = jsonify(_batch_links(batch))
     response.status_code = status
@@ -144,8 +151,9 @@ class RejectionSchema(Schema):
 
 class BatchReportSchema(Schema):
     id = fields.String(required=True)
-    status = fields.String(required=True, metadata={
-        "enum": ["received", "processing", "processed", "failed"]})
+    status = fields.String(
+        required=True, metadata={"enum": ["received", "processing", "processed", "failed"]}
+    )
     code = fields.String(metadata={"description": "batch refusal code, when failed"})
     rows_total = fields.Integer(required=True)
     rows_accepted = fields.Integer(required=True)
@@ -187,21 +195,38 @@ def build_spec() -> dict[str, Any]:
             "post": {
                 "summary": "Send a signed, encrypted batch",
                 "security": [{"bearer": []}],
-                "requestBody": {"content": {"multipart/form-data": {"schema": {
-                    "type": "object",
-                    "required": ["file", "signature"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "signature": {"type": "string", "format": "binary"},
-                        "gemeentecode": {"type": "string", "pattern": "^[0-9]{4}$"},
-                    },
-                }}}},
+                "requestBody": {
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file", "signature"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "signature": {"type": "string", "format": "binary"},
+                                    "gemeentecode": {"type": "string", "pattern": "^[0-9]{4}$"},
+                                },
+                            }
+                        }
+                    }
+                },
                 "responses": {
-                    "202": {"description": "received", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/BatchAccepted"}}}},
-                    "200": {"description": "the identical file was sent before: the first batch",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/BatchAccepted"}}}},
+                    "202": {
+                        "description": "received",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/BatchAccepted"}
+                            }
+                        },
+                    },
+                    "200": {
+                        "description": "the identical file was sent before: the first batch",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/BatchAccepted"}
+                            }
+                        },
+                    },
                     **errors(400, 401, 413, 415, 422, 429),
                 },
             }
@@ -215,8 +240,14 @@ def build_spec() -> dict[str, Any]:
                 "summary": "The report of one of the partner's own batches",
                 "security": [{"bearer": []}],
                 "responses": {
-                    "200": {"description": "report", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/BatchReport"}}}},
+                    "200": {
+                        "description": "report",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/BatchReport"}
+                            }
+                        },
+                    },
                     **errors(401, 404),
                 },
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -64,8 +65,13 @@ def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
-             load_dotenv=False, set_debug_flag=False)
+@click.group(
+    cls=FlaskGroup,
+    create_app=_create_app,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
 def main() -> None:
     """Vroegsignaal: early signalling of payment arrears."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -130,10 +136,8 @@ def scheduler() -> None:
     logging.getLogger().setLevel(logging.INFO)
     runtime = _runtime()
     click.echo("scheduler started; Ctrl+C stops it", err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         build_scheduler(runtime).start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 @main.group("jobs")
@@ -196,10 +200,15 @@ def keys_create_recipient(gemeente: str, out: Path, as_json: bool) -> None:
     runtime = _runtime()
     try:
         with unit_of_work(runtime.sessions) as session:
-            record = create_recipient_key(session, runtime.protector,
-                                          get_municipality(session, gemeente))
-            data = {"id": record.id, "fingerprint": record.fingerprint, "certificate": str(out),
-                    "not_after": record.not_after}
+            record = create_recipient_key(
+                session, runtime.protector, get_municipality(session, gemeente)
+            )
+            data = {
+                "id": record.id,
+                "fingerprint": record.fingerprint,
+                "certificate": str(out),
+                "not_after": record.not_after,
+            }
             out.write_text(record.certificate_pem)
     except NotFound as exc:
         raise _fail(str(exc)) from None
@@ -215,14 +224,22 @@ def keys_list(gemeente: str, as_json: bool) -> None:
     with unit_of_work(runtime.sessions) as session:
         municipality = get_municipality(session, gemeente)
         keys = [
-            {"id": k.id, "fingerprint": k.fingerprint, "created_at": k.created_at,
-             "not_after": k.not_after, "retired_at": k.retired_at}
+            {
+                "id": k.id,
+                "fingerprint": k.fingerprint,
+                "created_at": k.created_at,
+                "not_after": k.not_after,
+                "retired_at": k.retired_at,
+            }
             for k in session.scalars(
                 select(RecipientKey).where(RecipientKey.municipality_id == municipality.id)
             )
         ]
-    _emit(as_json, {"keys": keys},
-          "\n".join(f"{k['id']} {k['fingerprint']} retired={k['retired_at']}" for k in keys))
+    _emit(
+        as_json,
+        {"keys": keys},
+        "\n".join(f"{k['id']} {k['fingerprint']} retired={k['retired_at']}" for k in keys),
+    )
 
 
 @keys_group.command("retire", with_appcontext=False)
@@ -257,18 +274,28 @@ def _partner_type(value: str) -> PartnerType:
 @click.option("--gemeente", multiple=True, required=True)
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
-def partner_add(naam: str, type_: str, gemeente: tuple[str, ...], public_key: Path | None,
-                as_json: bool) -> None:
+def partner_add(
+    naam: str, type_: str, gemeente: tuple[str, ...], public_key: Path | None, as_json: bool
+) -> None:
     """Register a partner; prints its id and API token once."""
     partner_type = _partner_type(type_)
     runtime = _runtime()
     try:
         with unit_of_work(runtime.sessions) as session:
             municipalities = [get_municipality(session, code) for code in gemeente]
-            created = add_partner(session, naam, partner_type, municipalities,
-                                  public_key.read_bytes() if public_key else None)
-            data = {"id": created.partner.id, "token": created.token,
-                    "type": partner_type.value, "gemeenten": list(gemeente)}
+            created = add_partner(
+                session,
+                naam,
+                partner_type,
+                municipalities,
+                public_key.read_bytes() if public_key else None,
+            )
+            data = {
+                "id": created.partner.id,
+                "token": created.token,
+                "type": partner_type.value,
+                "gemeenten": list(gemeente),
+            }
     except (NotFound, KeyFormatError, ValueError, Conflict) as exc:
         raise _fail(str(exc)) from None
     _emit(as_json, data, f"partner id: {data['id']}\nAPI token (shown once): {data['token']}")
@@ -276,16 +303,18 @@ def partner_add(naam: str, type_: str, gemeente: tuple[str, ...], public_key: Pa
 
 @partner_group.command("add-key", with_appcontext=False)
 @click.option("--partner", "partner_id", required=True)
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True)
+@click.option(
+    "--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
 @json_option
 def partner_add_key(partner_id: str, public_key: Path, as_json: bool) -> None:
     """Register another signing key for a partner (key rollover)."""
     runtime = _runtime()
     try:
         with unit_of_work(runtime.sessions) as session:
-            key = add_partner_key(session, get_partner(session, partner_id),
-                                  public_key.read_bytes())
+            key = add_partner_key(
+                session, get_partner(session, partner_id), public_key.read_bytes()
+            )
             data = {"id": key.id, "fingerprint": key.fingerprint, "type": key.key_type}
     except (NotFound, KeyFormatError, Conflict) as exc:
         raise _fail(str(exc)) from None
@@ -303,8 +332,9 @@ def user_group() -> None:
 @click.option("--gemeente", multiple=True)
 @click.option("--partner", "partner_id")
 @json_option
-def user_add(email: str, role: str, gemeente: tuple[str, ...], partner_id: str | None,
-             as_json: bool) -> None:
+def user_add(
+    email: str, role: str, gemeente: tuple[str, ...], partner_id: str | None, as_json: bool
+) -> None:
     """Add a user; prints a one-time password."""
     runtime = _runtime()
     try:
@@ -314,8 +344,12 @@ def user_add(email: str, role: str, gemeente: tuple[str, ...], partner_id: str |
             if not municipalities and partner is None:
                 raise ValueError("name at least one --gemeente (or a --partner)")
             created = add_user(session, email, Role(role), municipalities, partner)
-            data = {"id": created.user.id, "email": created.user.email, "role": role,
-                    "password": created.password}
+            data = {
+                "id": created.user.id,
+                "email": created.user.email,
+                "role": role,
+                "password": created.password,
+            }
     except (NotFound, ValueError, Conflict) as exc:
         raise _fail(str(exc)) from None
     _emit(as_json, data, f"user {data['email']} added; one-time password: {data['password']}")
@@ -323,10 +357,18 @@ def user_add(email: str, role: str, gemeente: tuple[str, ...], partner_id: str |
 
 @main.command("pack", with_appcontext=False)
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--recipient", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="the municipality's certificate")
-@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="the partner's private key (PEM)")
+@click.option(
+    "--recipient",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="the municipality's certificate",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="the partner's private key (PEM)",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @json_option
 def pack_command(source: Path, recipient: Path, key: Path, out: Path, as_json: bool) -> None:
@@ -340,19 +382,24 @@ def pack_command(source: Path, recipient: Path, key: Path, out: Path, as_json: b
     out.write_bytes(p7m)
     signature_path = out.with_name(out.name + ".sig")
     signature_path.write_bytes(signature)
-    _emit(as_json, {"file": str(out), "signature": str(signature_path), "bytes": len(p7m)},
-          f"wrote {out} and {signature_path}")
+    _emit(
+        as_json,
+        {"file": str(out), "signature": str(signature_path), "bytes": len(p7m)},
+        f"wrote {out} and {signature_path}",
+    )
 
 
 @main.command("ingest", with_appcontext=False)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True)
+@click.option(
+    "--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
 @click.option("--partner", "partner_id", required=True)
 @click.option("--gemeente")
 @json_option
-def ingest(file: Path, signature: Path, partner_id: str, gemeente: str | None,
-           as_json: bool) -> None:
+def ingest(
+    file: Path, signature: Path, partner_id: str, gemeente: str | None, as_json: bool
+) -> None:
     """Ingest a batch synchronously through the same path as the API; prints the report."""
     runtime = _runtime()
     try:

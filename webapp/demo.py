@@ -69,7 +69,9 @@ def _month_starts(today: dt.date, months: int) -> list[tuple[dt.date, dt.date]]:
     return list(reversed(spans))
 
 
-def load_demo(runtime: Runtime, n_signals: int = 3000, today: dt.date | None = None) -> dict[str, Any]:
+def load_demo(
+    runtime: Runtime, n_signals: int = 3000, today: dt.date | None = None
+) -> dict[str, Any]:
     today = today or dt.date.today()
     demo_dir = Path(runtime.settings.inbox_dir).parent / "demo"
     logins_file = demo_dir / "logins.json"

@@ -86,11 +86,19 @@ def batches() -> Any:
             flash("Bestand ontvangen; de verwerking volgt binnen enkele ogenblikken.", "success")
         return redirect(url_for("portal.batch", batch_id=batch.id))
     rows = session.scalars(
-        select(Batch).where(Batch.partner_id == partner.id).order_by(Batch.received_at.desc())
+        select(Batch)
+        .where(Batch.partner_id == partner.id)
+        .order_by(Batch.received_at.desc())
         .limit(100)
     ).all()
-    return render_template("partner_batches.html", form=form, partner=partner, batches=rows,
-                           status_text=STATUS_TEXT, refusal_text=REFUSAL_TEXT)
+    return render_template(
+        "partner_batches.html",
+        form=form,
+        partner=partner,
+        batches=rows,
+        status_text=STATUS_TEXT,
+        refusal_text=REFUSAL_TEXT,
+    )
 
 
 @bp.get("/batches/<batch_id>")
@@ -100,5 +108,10 @@ def batch(batch_id: str) -> Any:
     record = session.get(Batch, batch_id) if len(batch_id) <= 36 else None
     if record is None or record.partner_id != current_user.partner_id:
         abort(404)
-    return render_template("batch.html", batch=record, report=report(session, record, 1000),
-                           status_text=STATUS_TEXT, refusal_text=REFUSAL_TEXT)
+    return render_template(
+        "batch.html",
+        batch=record,
+        report=report(session, record, 1000),
+        status_text=STATUS_TEXT,
+        refusal_text=REFUSAL_TEXT,
+    )

@@ -1,0 +1,54 @@
+# Vroegsignaal — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VS := $(BIN)/vroegsignaal
+CONFIG := $(CURDIR)/instance/vroegsignaal.toml
+
+.PHONY: help run test lint fmt bench migrate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: $(VENV)/.installed ## set up the demo and serve it on http://127.0.0.1:5000 with the scheduler
+	@$(VS) init-config --out $(CONFIG)
+	@export VROEGSIGNAAL_CONFIG=$(CONFIG); \
+	$(VS) init-db && $(VS) demo && \
+	{ $(VS) scheduler & pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
+	  echo "Vroegsignaal: http://127.0.0.1:5000"; \
+	  $(VS) run --host 127.0.0.1 --port 5000; }
+
+test: $(VENV)/.dev-installed ## lint, layer contracts and the whole test suite (SQLite, and PostgreSQL with TEST_DATABASE_URL)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev-installed ## ruff and import-linter only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+fmt: $(VENV)/.dev-installed ## format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev-installed ## benchmarks; figures printed beside their baselines
+	$(BIN)/python bench/ingest.py
+
+migrate: $(VENV)/.installed ## upgrade the database of $$VROEGSIGNAAL_CONFIG (default: the demo's)
+	VROEGSIGNAAL_CONFIG=$${VROEGSIGNAAL_CONFIG:-$(CONFIG)} $(VS) init-db
+
+clean: ## remove the virtualenv and caches (keeps instance/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

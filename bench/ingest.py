@@ -1,0 +1,449 @@
+"""Ingest benchmark: N synthetic rows through the real batch path, beside a bare "floor".
+
+    .venv/bin/python bench/ingest.py [--rows 100000] [--database-url URL]
+
+Setup (not timed) makes a temporary installation: schema, municipality 0344, a recipient
+key and a Huur partner with its own RSA key, then N synthetic rows packed as a partner
+sends them (encrypted ``.p7m`` plus detached signature; the plaintext never touches disk).
+
+Two scenarios, each in a fresh child process so their peak memory is their own:
+
+* ``ingest``: ``signals.jobs.ingest_file`` -- verify, store, decrypt, parse, validate,
+  hash, encrypt and store the signals, exactly as the CLI and the inbox do it.
+* ``floor``: decrypt the same file with ``cryptography``, ``csv.reader`` it and
+  ``executemany`` the cells as text into a bare SQLite table, in one transaction.
+
+Prints a table and one JSON line per scenario (its figures and the floor's).
+See bench/README.md for how to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import datetime as dt
+import io
+import json
+import os
+import platform
+import resource
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ("floor", "ingest")
+BASELINE = "floor"
+AIM = 5.0  # the project's aim: ingest within 5x the floor's time
+MUNICIPALITY = ("0344", "Utrecht")
+
+
+# -- measuring ---------------------------------------------------------------------------------
+def _rss_now_kib() -> int | None:
+    """The current resident set size (Linux); None where /proc is not available."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _peak_rss_kib() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _mib(kib: int | None) -> float | None:
+    return None if kib is None else round(kib / 1024, 1)
+
+
+class _Clock:
+    """Wall and CPU time plus memory around the timed part of one scenario."""
+
+    def __enter__(self) -> _Clock:
+        self.rss_before = _rss_now_kib()
+        self.peak_before = _peak_rss_kib()
+        self.cpu = _cpu_seconds()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+        self.cpu = _cpu_seconds() - self.cpu
+        self.peak = _peak_rss_kib()
+
+    def figures(self, rows: int) -> dict[str, Any]:
+        before = self.rss_before if self.rss_before is not None else self.peak_before
+        return {
+            "rows": rows,
+            "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu, 3),
+            "rows_per_second": round(rows / self.seconds) if self.seconds else None,
+            "rss_before_mib": _mib(before),
+            "peak_rss_mib": _mib(self.peak),
+            "peak_increase_mib": _mib(self.peak - before),
+        }
+
+
+# -- setup (parent, not timed) -----------------------------------------------------------------
+def _environment(workdir: Path, database_url: str | None) -> str:
+    """Settings for parent and children; returns the database URL in use."""
+    url = database_url or f"sqlite:///{workdir / 'vroegsignaal.db'}"
+    os.environ.pop("VROEGSIGNAAL_CONFIG", None)  # a local demo TOML must not leak in
+    os.environ.update(
+        {
+            "VROEGSIGNAAL_SECRET_KEY": secrets.token_urlsafe(32),
+            "VROEGSIGNAAL_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "VROEGSIGNAAL_DATABASE_URL": url,
+            "VROEGSIGNAAL_MAX_BATCH_BYTES": str(512 * 1024 * 1024),
+            "VROEGSIGNAAL_INBOX_DIR": str(workdir / "inbox"),
+        }
+    )
+    return url
+
+
+def _upgrade_database(runtime: Any) -> None:
+    """What ``vroegsignaal init-db`` does (webapp.cli.upgrade_database), without the webapp."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    with runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _previous_month(today: dt.date) -> tuple[dt.date, dt.date]:
+    end = today.replace(day=1) - dt.timedelta(days=1)
+    return end.replace(day=1), end
+
+
+def prepare(workdir: Path, rows: int, invalid_share: float) -> dict[str, Any]:
+    """Schema, municipality, keys, partner and the encrypted batch; returns the setup facts."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from signals.db import unit_of_work
+    from signals.enums import PartnerType
+    from signals.envelope import load_certificate, pack
+    from signals.errors import NotFound
+    from signals.runtime import Runtime
+    from signals.service import add_municipality, add_partner, create_recipient_key
+    from signals.service import get_municipality as find_municipality
+    from signals.synthetic import Population, signal_rows, to_csv
+
+    runtime = Runtime.from_settings()
+    _upgrade_database(runtime)
+    partner_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    partner_pem = partner_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with unit_of_work(runtime.sessions) as session:
+        try:  # an existing (PostgreSQL) database may have it from an earlier run
+            municipality = find_municipality(session, MUNICIPALITY[0])
+        except NotFound:
+            municipality = add_municipality(session, *MUNICIPALITY)
+        recipient = create_recipient_key(session, runtime.protector, municipality)
+        partner = add_partner(
+            session, "Benchmark woningcorporatie", PartnerType.HUUR, [municipality], partner_pem
+        ).partner
+        partner_id = partner.id
+        certificate_pem = recipient.certificate_pem.encode()
+        recipient_der = runtime.protector.decrypt(
+            recipient.private_key_encrypted, b"recipient-key.private"
+        )
+    runtime.engine.dispose()
+
+    month_start, month_end = _previous_month(dt.date.today())
+    population = Population(max(1000, rows // 2), seed=2026)
+    prefix = f"BENCH-{secrets.token_hex(4)}"
+    plaintext = to_csv(
+        signal_rows(
+            population,
+            PartnerType.HUUR,
+            rows,
+            month_start,
+            month_end,
+            seed=1,
+            id_prefix=prefix,
+            invalid_share=invalid_share,
+        )
+    )
+    p7m, signature = pack(plaintext, load_certificate(certificate_pem), partner_key)
+    csv_bytes = len(plaintext)
+    del plaintext
+
+    # Only ciphertext and key material go to disk; the floor needs the recipient key too.
+    files = {
+        "p7m": workdir / "batch.p7m",
+        "sig": workdir / "batch.p7m.sig",
+        "cert": workdir / "recipient.pem",
+        "key": workdir / "recipient.key",
+    }
+    files["p7m"].write_bytes(p7m)
+    files["sig"].write_bytes(signature)
+    files["cert"].write_bytes(certificate_pem)
+    key_pem = serialization.load_der_private_key(recipient_der, None).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    files["key"].touch(mode=0o600)
+    files["key"].write_bytes(key_pem)
+    return {
+        "rows": rows,
+        "partner_id": partner_id,
+        "csv_bytes": csv_bytes,
+        "p7m_bytes": len(p7m),
+        "floor_db": str(workdir / "floor.db"),
+        **{name: str(path) for name, path in files.items()},
+    }
+
+
+# -- scenarios (children) ----------------------------------------------------------------------
+def run_floor(setup: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt, csv.reader, executemany into a bare SQLite table: the least any ingest does."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    certificate = x509.load_pem_x509_certificate(Path(setup["cert"]).read_bytes())
+    key = serialization.load_pem_private_key(Path(setup["key"]).read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    connection = sqlite3.connect(setup["floor_db"], isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")  # the same pragmas as signals.db
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+    with _Clock() as clock:
+        plaintext = pkcs7.pkcs7_decrypt_der(Path(setup["p7m"]).read_bytes(), certificate, key, [])
+        reader = csv.reader(io.StringIO(plaintext.decode("utf-8-sig")), delimiter=";")
+        width = len(next(reader))
+        columns = ", ".join(f"c{i} TEXT" for i in range(width))
+        insert = f"INSERT INTO cells VALUES ({', '.join('?' * width)})"  # noqa: S608
+        connection.execute(f"CREATE TABLE cells ({columns})")
+        connection.execute("BEGIN")
+        inserted = connection.executemany(insert, reader).rowcount
+        connection.execute("COMMIT")
+    connection.close()
+    return {"rows_total": inserted, "rows_accepted": inserted, **clock.figures(inserted)}
+
+
+def run_ingest(setup: dict[str, Any], profile: bool) -> dict[str, Any]:
+    """``ingest_file`` as the CLI calls it: receive and process in the production code path."""
+    from signals.db import unit_of_work
+    from signals.enums import BatchSource
+    from signals.jobs import ingest_file
+    from signals.runtime import Runtime
+    from signals.service import get_partner
+
+    runtime = Runtime.from_settings()
+    with unit_of_work(runtime.sessions) as session:  # connect and configure the mappers
+        get_partner(session, setup["partner_id"])
+    profiler = _profiler() if profile else None
+
+    with _Clock() as clock:
+        if profiler is not None:
+            profiler.start()
+        result = ingest_file(
+            runtime,
+            setup["partner_id"],
+            Path(setup["p7m"]),
+            Path(setup["sig"]),
+            BatchSource.CLI,
+        )
+        if profiler is not None:
+            profiler.stop()
+    runtime.engine.dispose()
+    if profiler is not None:
+        print(profiler.output_text(unicode=True, color=False), file=sys.stderr)
+    report = result.report
+    if not result.ok:
+        raise SystemExit(f"ingest failed: {report.get('code')} {report.get('detail', '')}")
+    codes: dict[str, int] = {}
+    for rejection in report["rejections"]:
+        codes[rejection["code"]] = codes.get(rejection["code"], 0) + 1
+    return {
+        "rows_total": report["rows_total"],
+        "rows_accepted": report["rows_accepted"],
+        "rows_rejected": report["rows_rejected"],
+        "rows_outside_window": report["rows_outside_window"],
+        "rejection_codes": codes,
+        **clock.figures(report["rows_total"]),
+    }
+
+
+def _profiler() -> Any:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit(
+            "--profile needs pyinstrument: .venv/bin/pip install pyinstrument"
+        ) from None
+    return Profiler(interval=0.001)
+
+
+def _child(scenario: str, setup_file: Path, profile: bool) -> None:
+    setup = json.loads(setup_file.read_text(encoding="utf-8"))
+    figures = run_floor(setup) if scenario == "floor" else run_ingest(setup, profile)
+    print(json.dumps(figures))
+
+
+def _run_child(scenario: str, setup_file: Path, profile: bool) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--scenario", scenario]
+    command += ["--setup", str(setup_file)] + (["--profile"] if profile else [])
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"scenario {scenario} failed (exit {done.returncode})")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+# -- report ------------------------------------------------------------------------------------
+def machine_facts(database_url: str) -> dict[str, Any]:
+    import cryptography
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    from config import load_settings
+
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "date": dt.date.today().isoformat(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(affinity(0)) if affinity else None,
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cryptography": cryptography.__version__,
+        "sqlalchemy": sqlalchemy.__version__,
+        "ingest_database": make_url(database_url).get_backend_name(),
+        "ingest_chunk_rows": load_settings().ingest_chunk_rows,
+    }
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_report(
+    facts: dict[str, Any], setup: dict[str, Any], results: dict[str, dict[str, Any]]
+) -> None:
+    floor = results[BASELINE]
+    mib = 1024 * 1024
+    print(
+        f"\nIngest benchmark: {setup['rows']:,} rows "
+        f"(CSV {setup['csv_bytes'] / mib:.1f} MiB, .p7m {setup['p7m_bytes'] / mib:.1f} MiB)"
+    )
+    print(
+        f"{facts['date']}  {facts['cpu_count']} CPUs ({facts['machine']})  "
+        f"Python {facts['python']}  SQLite {facts['sqlite']}  "
+        f"cryptography {facts['cryptography']}  SQLAlchemy {facts['sqlalchemy']}"
+    )
+    print(
+        f"ingest database: {facts['ingest_database']}, "
+        f"chunk {facts['ingest_chunk_rows']} rows; floor database: sqlite\n"
+    )
+    header = (
+        f"{'scenario':<9}{'rows':>9}{'accepted':>10}{'seconds':>9}{'cpu s':>8}"
+        f"{'rows/s':>10}{'RSS before':>12}{'peak RSS':>10}{'increase':>10}{'x floor':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in SCENARIOS:
+        r = results[name]
+        print(
+            f"{name:<9}{_number(r['rows_total']):>9}{_number(r['rows_accepted']):>10}"
+            f"{_number(r['seconds'], 2):>9}{_number(r['cpu_seconds'], 2):>8}"
+            f"{_number(r['rows_per_second']):>10}"
+            f"{_number(r['rss_before_mib'], 1) + ' MiB':>12}"
+            f"{_number(r['peak_rss_mib'], 1) + ' MiB':>10}"
+            f"{_number(r['peak_increase_mib'], 1) + ' MiB':>10}"
+            f"{_number(r['seconds'] / floor['seconds'], 1) + 'x':>9}"
+        )
+    ingest = results["ingest"]
+    ratio = ingest["seconds"] / floor["seconds"]
+    if ingest.get("rows_rejected") or ingest.get("rows_outside_window"):
+        print(
+            f"\ningest: {ingest['rows_rejected']:,} rows rejected {ingest['rejection_codes']}, "
+            f"{ingest['rows_outside_window']:,} accepted outside the convenant window"
+        )
+    verdict = "met" if ratio <= AIM else "NOT met"
+    print(f"\naim ingest <= {AIM:g}x floor: {verdict} ({ratio:.1f}x)\n")
+    for name in SCENARIOS:
+        line = {
+            "bench": "ingest",
+            "scenario": name,
+            **results[name],
+            "ratio_to_baseline": {
+                "seconds": round(results[name]["seconds"] / floor["seconds"], 2),
+                "peak_increase_mib": round(
+                    results[name]["peak_increase_mib"] / floor["peak_increase_mib"], 2
+                )
+                if floor["peak_increase_mib"]
+                else None,
+            },
+            "baseline": {"scenario": BASELINE, **floor},
+            "csv_bytes": setup["csv_bytes"],
+            "p7m_bytes": setup["p7m_bytes"],
+            "machine": facts,
+        }
+        print(json.dumps(line, sort_keys=False))
+
+
+# -- main --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows in the batch (100000)")
+    parser.add_argument(
+        "--database-url",
+        help="database for the ingest scenario (default: SQLite in a temporary folder); "
+        "a PostgreSQL database gets a municipality, key and partner added: use a scratch one",
+    )
+    parser.add_argument(
+        "--invalid-share", type=float, default=0.0, help="share of rows with a mistake (0)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the ingest scenario with pyinstrument (printed to stderr; slows it)",
+    )
+    parser.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.scenario:
+        _child(args.scenario, args.setup, args.profile)
+        return
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
+
+    with tempfile.TemporaryDirectory(prefix="vroegsignaal-bench-") as tmp:
+        workdir = Path(tmp)
+        url = _environment(workdir, args.database_url)
+        started = time.perf_counter()
+        setup = prepare(workdir, args.rows, args.invalid_share)
+        setup_file = workdir / "setup.json"
+        setup_file.write_text(json.dumps(setup), encoding="utf-8")
+        print(f"setup: {time.perf_counter() - started:.1f} s (not timed)", file=sys.stderr)
+        results = {name: _run_child(name, setup_file, args.profile) for name in SCENARIOS}
+        print_report(machine_facts(url), setup, results)
+
+
+if __name__ == "__main__":
+    main()

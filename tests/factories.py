@@ -1,0 +1,212 @@
+"""Factories for test data: keys (made once per run), municipalities, partners, batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from signals.db import unit_of_work
+from signals.enums import PartnerType
+from signals.envelope import PrivateKey, new_recipient_key
+from signals.runtime import Runtime
+from signals.service import add_municipality, add_partner, add_recipient_key
+from signals.synthetic import Population, signal_rows, to_csv
+
+TODAY = dt.date.today()
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    recipient_cert: x509.Certificate
+    recipient_key: rsa.RSAPrivateKey
+    other_cert: x509.Certificate
+    other_key: rsa.RSAPrivateKey
+    partner: dict[str, PrivateKey]
+
+
+@functools.cache
+def key_ring() -> KeyRing:
+    cert, key = new_recipient_key("Test 0344")
+    other_cert, other_key = new_recipient_key("Someone else")
+    return KeyRing(
+        cert,
+        key,
+        other_cert,
+        other_key,
+        {
+            "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "rsa2": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "ec": ec.generate_private_key(ec.SECP256R1()),
+            "ed25519": ed25519.Ed25519PrivateKey.generate(),
+        },
+    )
+
+
+def pem_private(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def pem_public(key: PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    keys: KeyRing
+    dir: Path
+    municipality_id: int
+    partner_id: str
+    token: str
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def add_partner(
+        self, name: str, partner_type: PartnerType = PartnerType.HUUR, key: str = "rsa2"
+    ) -> tuple[str, str]:
+        with unit_of_work(self.runtime.sessions) as session:
+            from signals.models import Municipality
+
+            municipality = session.get(Municipality, self.municipality_id)
+            assert municipality is not None
+            created = add_partner(
+                session, name, partner_type, [municipality], pem_public(self.keys.partner[key])
+            )
+            return created.partner.id, created.token
+
+
+def make_world(runtime: Runtime, keys: KeyRing, tmp: Path) -> World:
+    with unit_of_work(runtime.sessions) as session:
+        municipality = add_municipality(session, "0344", "Utrecht")
+        add_recipient_key(
+            session, runtime.protector, municipality, keys.recipient_cert, keys.recipient_key
+        )
+        created = add_partner(
+            session,
+            "Woonstichting Test",
+            PartnerType.HUUR,
+            [municipality],
+            pem_public(keys.partner["rsa"]),
+        )
+        world = World(runtime, keys, tmp, municipality.id, created.partner.id, created.token)
+    files = world.files
+    files["recipient.pem"] = tmp / "recipient.pem"
+    files["recipient.pem"].write_bytes(keys.recipient_cert.public_bytes(serialization.Encoding.PEM))
+    files["other.pem"] = tmp / "other.pem"
+    files["other.pem"].write_bytes(keys.other_cert.public_bytes(serialization.Encoding.PEM))
+    for name, key in keys.partner.items():
+        files[f"{name}.key"] = tmp / f"{name}.key"
+        files[f"{name}.key"].write_bytes(pem_private(key))
+    return world
+
+
+# -- batch content -----------------------------------------------------------------------------
+def row(**overrides: str) -> dict[str, str]:
+    """One valid row; override any column."""
+    base = {
+        "signaal_id": "S-1",
+        "signaaldatum": (TODAY - dt.timedelta(days=2)).isoformat(),
+        "ontstaansdatum": (TODAY - dt.timedelta(days=70)).isoformat(),
+        "bedrag": "1450,75",
+        "maandbedrag": "725.00",
+        "bsn": "111222333",
+        "voorletters": "J.",
+        "tussenvoegsel": "de",
+        "achternaam": "Vries",
+        "geboortedatum": "1990-04-12",
+        "geslacht": "V",
+        "straat": "Oudegracht",
+        "huisnummer": "12",
+        "postcode": "3511 ab",
+        "woonplaats": "Utrecht",
+    }
+    base.update(overrides)
+    return base
+
+
+def csv_bytes(rows: list[dict[str, str]], delimiter: str = ";", bom: bool = False) -> bytes:
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    lines = [delimiter.join(columns)]
+    lines += [delimiter.join(r.get(c, "") for c in columns) for r in rows]
+    data = ("\n".join(lines) + "\n").encode()
+    return (b"\xef\xbb\xbf" + data) if bom else data
+
+
+def synthetic_csv(count: int, seed: int = 7, prefix: str = "SYN") -> bytes:
+    population = Population(max(50, count // 2), seed=seed)
+    rows = signal_rows(
+        population,
+        PartnerType.HUUR,
+        count,
+        TODAY - dt.timedelta(days=20),
+        TODAY - dt.timedelta(days=1),
+        seed=seed,
+        id_prefix=prefix,
+    )
+    return to_csv(rows)
+
+
+# -- openssl, as a partner would use it -------------------------------------------------------
+def openssl_encrypt(plaintext: bytes, recipient_pem: Path, pem: bool = False) -> bytes:
+    """``openssl cms -encrypt -aes256 -binary``, the plaintext on stdin (never on disk)."""
+    command = [
+        "openssl",
+        "cms",
+        "-encrypt",
+        "-aes256",
+        "-binary",
+        "-outform",
+        "PEM" if pem else "DER",
+        str(recipient_pem),
+    ]
+    return subprocess.run(command, input=plaintext, capture_output=True, check=True).stdout
+
+
+def openssl_sign(path: Path, key_file: Path, kind: str = "rsa") -> Path:
+    """Detached signature over the file, written beside it as ``.sig``."""
+    signature = path.with_name(path.name + ".sig")
+    if kind == "ed25519":
+        command = [
+            "openssl",
+            "pkeyutl",
+            "-sign",
+            "-rawin",
+            "-inkey",
+            str(key_file),
+            "-in",
+            str(path),
+            "-out",
+            str(signature),
+        ]
+    else:
+        command = ["openssl", "dgst", "-sha256", "-sign", str(key_file)]
+        if kind == "pss":
+            command += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]
+        command += ["-out", str(signature), str(path)]
+    subprocess.run(command, capture_output=True, check=True)
+    return signature
+
+
+def openssl_batch(
+    world: World,
+    plaintext: bytes,
+    name: str = "batch.csv.p7m",
+    key: str = "rsa",
+    recipient: str = "recipient.pem",
+    pem: bool = False,
+    kind: str | None = None,
+) -> tuple[Path, Path]:
+    path = world.dir / name
+    path.write_bytes(openssl_encrypt(plaintext, world.files[recipient], pem=pem))
+    signer = kind or ("ed25519" if key == "ed25519" else "rsa")
+    return path, openssl_sign(path, world.files[f"{key}.key"], signer)

@@ -1,0 +1,163 @@
+"""The envelope of CONTRACT §3.1, against the real openssl binary."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from signals.enums import BatchCode
+from signals.envelope import decrypt, load_public_key, pack, to_der, verify_signature
+from signals.errors import BatchRefused, KeyFormatError
+from tests.factories import KeyRing, openssl_encrypt, openssl_sign, pem_private
+
+PLAINTEXT = "signaal_id;bedrag\nA-1;12,50\nA-2;7\n".encode()
+
+
+@pytest.fixture
+def files(tmp_path: Path, keys: KeyRing) -> dict[str, Path]:
+    out = {
+        "recipient.pem": tmp_path / "recipient.pem",
+        "other.pem": tmp_path / "other.pem",
+    }
+    out["recipient.pem"].write_bytes(keys.recipient_cert.public_bytes(serialization.Encoding.PEM))
+    out["other.pem"].write_bytes(keys.other_cert.public_bytes(serialization.Encoding.PEM))
+    for name, key in keys.partner.items():
+        out[name] = tmp_path / f"{name}.key"
+        out[name].write_bytes(pem_private(key))
+    return out
+
+
+def _recipients(keys: KeyRing) -> list:
+    return [(keys.other_cert, keys.other_key), (keys.recipient_cert, keys.recipient_key)]
+
+
+def test_openssl_der_batch_decrypts(keys: KeyRing, files: dict[str, Path]) -> None:
+    der = openssl_encrypt(PLAINTEXT, files["recipient.pem"])
+    assert decrypt(to_der(der), _recipients(keys)) == PLAINTEXT
+
+
+@pytest.mark.parametrize("label", ["CMS", "PKCS7"])
+def test_openssl_pem_batch_decrypts_with_either_label(
+    keys: KeyRing, files: dict[str, Path], label: str
+) -> None:
+    pem = openssl_encrypt(PLAINTEXT, files["recipient.pem"], pem=True)
+    assert pem.startswith(b"-----BEGIN CMS-----")
+    relabelled = pem.replace(b"CMS-----", f"{label}-----".encode())
+    assert decrypt(to_der(relabelled), _recipients(keys)) == PLAINTEXT
+
+
+def test_batch_for_another_certificate_is_decrypt_failed(
+    keys: KeyRing, files: dict[str, Path]
+) -> None:
+    der = openssl_encrypt(PLAINTEXT, files["other.pem"])
+    with pytest.raises(BatchRefused) as caught:
+        decrypt(to_der(der), [(keys.recipient_cert, keys.recipient_key)])
+    assert caught.value.code is BatchCode.DECRYPT_FAILED
+
+
+def test_truncated_ciphertext_is_decrypt_failed(keys: KeyRing, files: dict[str, Path]) -> None:
+    der = openssl_encrypt(PLAINTEXT * 50, files["recipient.pem"])
+    with pytest.raises(BatchRefused) as caught:
+        decrypt(to_der(der[: len(der) // 2]), _recipients(keys))
+    assert caught.value.code is BatchCode.DECRYPT_FAILED
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"signaal_id;bedrag\nA;1\n", b"%PDF-1.7 not a batch", b"-----BEGIN CERTIFICATE-----\nAA\n"],
+)
+def test_not_cms(data: bytes) -> None:
+    with pytest.raises(BatchRefused) as caught:
+        to_der(data)
+    assert caught.value.code is BatchCode.NOT_CMS
+
+
+@pytest.mark.parametrize(
+    ("key_name", "kind"),
+    [("rsa", "rsa"), ("rsa", "pss"), ("ec", "ecdsa"), ("ed25519", "ed25519")],
+)
+def test_openssl_signatures_verify(
+    tmp_path: Path, keys: KeyRing, files: dict[str, Path], key_name: str, kind: str
+) -> None:
+    batch = tmp_path / "batch.p7m"
+    batch.write_bytes(openssl_encrypt(PLAINTEXT, files["recipient.pem"]))
+    signature = openssl_sign(batch, files[key_name], kind).read_bytes()
+    public = keys.partner[key_name].public_key()
+    assert verify_signature(batch.read_bytes(), signature, [public])
+    # One flipped bit in the file, or another partner's key: refused.
+    tampered = bytearray(batch.read_bytes())
+    tampered[-1] ^= 1
+    assert not verify_signature(bytes(tampered), signature, [public])
+    assert not verify_signature(batch.read_bytes(), signature, [keys.partner["rsa2"].public_key()])
+
+
+def test_missing_signature_never_verifies(keys: KeyRing) -> None:
+    assert not verify_signature(b"data", b"", [keys.partner["rsa"].public_key()])
+
+
+def test_pack_writes_what_openssl_writes(
+    tmp_path: Path, keys: KeyRing, files: dict[str, Path]
+) -> None:
+    p7m, signature = pack(PLAINTEXT, keys.recipient_cert, keys.partner["rsa"])
+    batch = tmp_path / "ours.p7m"
+    batch.write_bytes(p7m)
+    # openssl decrypts our file with the recipient's key...
+    recipient_key = tmp_path / "recipient.key"
+    recipient_key.write_bytes(pem_private(keys.recipient_key))
+    plain = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            str(batch),
+            "-inkey",
+            str(recipient_key),
+            "-recip",
+            str(files["recipient.pem"]),
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert plain == PLAINTEXT
+    # ...it has the structure `openssl cms -encrypt -aes256` writes...
+    printed = subprocess.run(
+        ["openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", str(batch)],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    theirs = subprocess.run(
+        ["openssl", "cms", "-cmsout", "-print", "-inform", "DER"],
+        input=openssl_encrypt(PLAINTEXT, files["recipient.pem"]),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for marker in (
+        "pkcs7-envelopedData",
+        "rsaEncryption",
+        "aes-256-cbc",
+        "d.issuerAndSerialNumber",
+    ):
+        assert marker in printed
+        assert marker in theirs
+    # ...and the RSA signature is byte for byte `openssl dgst -sha256 -sign`'s.
+    assert openssl_sign(batch, files["rsa"]).read_bytes() == signature
+
+
+def test_public_key_forms(keys: KeyRing) -> None:
+    cert_pem = keys.recipient_cert.public_bytes(serialization.Encoding.PEM)
+    assert load_public_key(cert_pem).valid_until is not None
+    for key in keys.partner.values():
+        pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        loaded = load_public_key(pem)
+        assert len(loaded.fingerprint) == 64
+    with pytest.raises(KeyFormatError):
+        load_public_key(b"-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n")
