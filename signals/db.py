@@ -68,10 +68,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    # Take the write lock at BEGIN: two processes writing at once then wait for each other
-    # (busy_timeout) instead of failing with SQLITE_BUSY when a read turns into a write.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Any) -> None:
+    # A writing unit of work takes the write lock at BEGIN: two processes writing at once then
+    # wait for each other (busy_timeout) instead of failing with SQLITE_BUSY when a read turns
+    # into a write. Readers begin deferred and, with WAL, never wait for a writer.
+    if connection.get_execution_options().get("sqlite_begin") == "immediate":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -82,14 +86,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+def make_sessionmaker(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:
+    """Sessions for units of work that write (the default) or only read.
+
+    The difference matters on SQLite only (see :func:`_sqlite_begin`).
+    """
+    if write:
+        engine = engine.execution_options(sqlite_begin="immediate")
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

@@ -47,7 +47,7 @@ def run_batch(runtime: Runtime, batch_id: str) -> bool:
 
 def process_pending_batches(runtime: Runtime) -> int:
     """Job ``process_batches``: process every received batch (and any a dead worker left)."""
-    with unit_of_work(runtime.sessions) as session:
+    with unit_of_work(runtime.readers) as session:
         ids = pending_batch_ids(session, runtime.settings.batch_lease_seconds)
     done = 0
     for batch_id in ids:
@@ -147,7 +147,7 @@ def ingest_file(
             file.name, {"status": "failed", "code": exc.code.value, "detail": exc.detail}, False
         )
     run_batch(runtime, batch_id)
-    with unit_of_work(runtime.sessions) as session:
+    with unit_of_work(runtime.readers) as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None
         data = report(session, batch)

@@ -20,7 +20,13 @@ class Runtime:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
+        """Sessions for units of work that write."""
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def readers(self) -> sessionmaker[Session]:
+        """Sessions for units of work that only read (never wait for a writer on SQLite)."""
+        return make_sessionmaker(self.engine, write=False)
 
     @cached_property
     def protector(self) -> DataProtector:

@@ -117,3 +117,16 @@ def keys() -> factories.KeyRing:
 def world(runtime: Runtime, keys: factories.KeyRing, tmp_path: Path) -> factories.World:
     """A municipality with a recipient key and a Huur partner with an RSA key, committed."""
     return factories.make_world(runtime, keys, tmp_path)
+
+
+@pytest.fixture
+def app(runtime: Runtime):  # type: ignore[no-untyped-def]
+    from webapp import create_app
+
+    application = create_app(runtime=runtime, TESTING=True)
+    return application
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()

@@ -13,7 +13,7 @@ from signals.envelope import decrypt, load_public_key, pack, to_der, verify_sign
 from signals.errors import BatchRefused, KeyFormatError
 from tests.factories import KeyRing, openssl_encrypt, openssl_sign, pem_private
 
-PLAINTEXT = "signaal_id;bedrag\nA-1;12,50\nA-2;7\n".encode()
+PLAINTEXT = b"signaal_id;bedrag\nA-1;12,50\nA-2;7\n"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,8 @@ def scheduler() -> None:
 
     logging.getLogger().setLevel(logging.INFO)
     runtime = _runtime()
+    # SIGTERM (systemd, docker stop) ends the scheduler as cleanly as Ctrl+C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo("scheduler started; Ctrl+C stops it", err=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         build_scheduler(runtime).start()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 
 def get_session() -> Session:
     if "db" not in g:
-        g.db = current_app.extensions["vroegsignaal"].sessions()
+        runtime = current_app.extensions["vroegsignaal"]
+        reading = request.method in ("GET", "HEAD", "OPTIONS")
+        g.db = (runtime.readers if reading else runtime.sessions)()
     session: Session = g.db
     return session
 
