@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from signals.db import unit_of_work
 from signals.jobs import process_pending_batches
+from signals.models import Batch
 from tests.factories import World, csv_bytes, openssl_batch, row
 
 
@@ -54,13 +57,16 @@ def test_upload_then_report(client: Any, world: World) -> None:
 
 def test_without_or_with_bad_token(client: Any, world: World) -> None:
     path, sig = openssl_batch(world, csv_bytes([row()]))
-    for headers in ({}, {"Authorization": "Bearer vs_wrong"}, {"Authorization": "Basic abc"}):
-        response = client.post("/api/v1/batches", headers=headers)
+    for token in ("", "vs_wrong", world.token + "x"):
+        response = _post(client, token, path, sig)
         assert response.status_code == 401
         assert response.mimetype == "application/problem+json"
         problem = response.get_json()
         assert {"type", "title", "status", "detail"} <= set(problem)
         assert problem["status"] == 401
+    assert client.post("/api/v1/batches", headers={"Authorization": "Basic abc"}).status_code == 401
+    with unit_of_work(world.runtime.readers) as session:
+        assert session.scalar(select(func.count()).select_from(Batch)) == 0
 
 
 def test_other_partner_cannot_read_a_batch(client: Any, world: World) -> None:

@@ -1,0 +1,88 @@
+"""Settings, migrations, the DDAS vocabulary and the demo."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, func, select
+
+from config import ConfigError, load_settings
+from signals.db import Base, unit_of_work
+from signals.enums import Gender, PartnerType, SignalStatus
+from signals.models import Batch, Partner, PartnerKey, Signal, User
+from signals.runtime import Runtime
+from tests.conftest import SHARED
+
+DDAS_SCHEMA = SHARED / "reference/ddas/vroegsignalering/v1.2/json_schema_Uitwisselmodel.json"
+KEY = base64.b64encode(b"k" * 32).decode()
+
+
+def test_settings_from_environment_and_toml(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    for name in ("SECRET_KEY", "DATA_KEY", "DATABASE_URL", "CONFIG"):
+        monkeypatch.delenv(f"VROEGSIGNAAL_{name}", raising=False)
+    with pytest.raises(ConfigError, match="VROEGSIGNAAL_SECRET_KEY is required"):
+        load_settings()
+    toml = tmp_path / "settings.toml"
+    toml.write_text(f'secret_key = "{"s" * 20}"\ndata_key = "{KEY}"\nmax_batch_bytes = 1000\n')
+    monkeypatch.setenv("VROEGSIGNAAL_CONFIG", str(toml))
+    settings = load_settings()
+    assert settings.max_batch_bytes == 1000
+    assert settings.database_url == "sqlite:///instance/vroegsignaal.db"
+    monkeypatch.setenv("VROEGSIGNAAL_MAX_BATCH_BYTES", "2000")  # the environment wins
+    assert load_settings().max_batch_bytes == 2000
+    monkeypatch.setenv("VROEGSIGNAAL_DATA_KEY", "bm90IDMyIGJ5dGVz")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == "VROEGSIGNAAL_DATA_KEY must be 32 bytes, base64-encoded"
+    monkeypatch.setenv("VROEGSIGNAAL_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="VROEGSIGNAAL_CONFIG"):
+        load_settings()
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+def test_ddas_value_lists_are_verbatim() -> None:
+    if not DDAS_SCHEMA.exists():
+        pytest.skip(f"the official DDAS schema is not beside the project ({DDAS_SCHEMA})")
+    defs = json.loads(DDAS_SCHEMA.read_text())["$defs"]
+    assert sorted(m.value for m in PartnerType) == sorted(defs["EnumSignaalpartner"]["enum"])
+    assert sorted(m.value for m in SignalStatus) == sorted(defs["EnumSignaalstatus"]["enum"])
+    assert sorted(m.value for m in Gender) == sorted(defs["geslacht"]["enum"])
+
+
+def test_demo_is_real_and_idempotent(runtime: Runtime) -> None:
+    from webapp.demo import load_demo
+
+    first = load_demo(runtime, n_signals=400)
+    assert first["loaded"] and first["batches"] == 24
+    assert {u["role"] for u in first["users"]} == {"admin", "counsellor", "analyst", "partner"}
+    with unit_of_work(runtime.readers) as session:
+        partners = session.scalars(select(Partner)).all()
+        assert sorted(p.partner_type.value for p in partners) == ["Energie", "Huur", "Water",
+                                                                   "Zorg"]
+        kinds = {k.key_type for k in session.scalars(select(PartnerKey))}
+        assert kinds == {"rsa", "ec-p256", "ed25519"}
+        signals = session.scalar(select(func.count()).select_from(Signal))
+        batches = session.scalar(select(func.count()).select_from(Batch))
+        shares = dict(session.execute(select(Signal.partner_type, func.count())
+                                      .group_by(Signal.partner_type)).all())
+    assert signals == first["rows_accepted"] > 350
+    assert shares[PartnerType.ZORG] > shares[PartnerType.WATER]
+    again = load_demo(runtime, n_signals=400)
+    assert not again["loaded"]
+    assert again["users"] == first["users"]
+    with unit_of_work(runtime.readers) as session:
+        assert session.scalar(select(func.count()).select_from(Signal)) == signals
+        assert session.scalar(select(func.count()).select_from(Batch)) == batches
+        assert session.scalar(select(func.count()).select_from(User)) == 4
