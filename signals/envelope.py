@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
+from signals.cms import decrypt_stream
 from signals.enums import BatchCode
 from signals.errors import BatchRefused, KeyFormatError
 
@@ -145,16 +146,8 @@ def to_der(data: bytes) -> bytes:
 
 
 def decrypt(der: bytes, recipients: Iterable[tuple[x509.Certificate, rsa.RSAPrivateKey]]) -> bytes:
-    """Decrypt CMS EnvelopedData with the first recipient key it was made for."""
-    for certificate, private_key in recipients:
-        try:
-            return pkcs7.pkcs7_decrypt_der(der, certificate, private_key, [])
-        except (ValueError, UnsupportedAlgorithm):
-            continue
-    raise BatchRefused(
-        BatchCode.DECRYPT_FAILED,
-        "the file could not be decrypted with the recipient keys of this municipality",
-    )
+    """Decrypt a whole CMS EnvelopedData file in memory (small files; batches stream)."""
+    return b"".join(decrypt_stream([der], recipients))
 
 
 def sign(data: bytes, private_key: PrivateKey) -> bytes:
@@ -231,6 +224,7 @@ def new_recipient_key(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=valid_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,

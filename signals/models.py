@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from signals.db import Base, utcnow
 from signals.enums import (
@@ -206,17 +206,32 @@ class Batch(Base):
 
 
 class BatchPayload(Base):
-    """The ciphertext and detached signature exactly as received (never plaintext)."""
+    """The detached signature of a batch; its ciphertext is kept in :class:`BatchChunk` rows."""
 
     __tablename__ = "batch_payloads"
 
     batch_id: Mapped[str] = mapped_column(
         ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
     )
-    ciphertext: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+    chunk_count: Mapped[int]
 
     batch: Mapped[Batch] = relationship(back_populates="payload")
+
+
+class BatchChunk(Base):
+    """One piece (at most 1 MiB) of a batch's ciphertext exactly as received; never plaintext.
+
+    Kept in pieces so that processing a batch of any size reads it with flat memory.
+    """
+
+    __tablename__ = "batch_chunks"
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Rejection(Base):
@@ -293,6 +308,7 @@ class Signal(Base):
 
 __all__: list[Any] = [
     "Batch",
+    "BatchChunk",
     "BatchPayload",
     "Client",
     "Municipality",

@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from signals.enums import BatchCode
 from signals.errors import BatchRefused
@@ -39,8 +40,32 @@ def _normalise(name: str) -> str:
     return name.strip().strip('"').lower().replace(" ", "_").replace("-", "_")
 
 
-def _text_stream(plaintext: bytes) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BytesIO(plaintext), encoding="utf-8-sig", newline="")
+class _ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks (the decrypted batch)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _text_stream(plaintext: bytes | Iterable[bytes]) -> io.TextIOWrapper:
+    chunks = [plaintext] if isinstance(plaintext, bytes) else plaintext
+    raw = io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 16)
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
 def _first_line(stream: io.TextIOWrapper) -> str:
@@ -57,6 +82,8 @@ def read_rows(
     plaintext: bytes, max_field_chars: int
 ) -> tuple[Header, Iterator[tuple[int, dict[str, str]]]]:
     """Inspect the header and return it with a lazy iterator over the data rows.
+
+    ``plaintext`` is the whole content or an iterator of pieces of it (streamed decryption).
 
     Raises ``empty``, ``encoding``, ``missing_columns`` or ``duplicate_columns`` for the
     header; the iterator itself raises ``encoding`` when it meets bytes that are not UTF-8.

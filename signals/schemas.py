@@ -219,8 +219,44 @@ class SignalRowSchema(Schema):
 
     @validates_schema(skip_on_field_errors=True)
     def _date_order(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data["ontstaansdatum"] > data["signaaldatum"]:
+        if not dates_in_order(data):
             raise ValidationError(RowCode.DATE_ORDER.value, "ontstaansdatum")
+
+
+def dates_in_order(data: dict[str, Any]) -> bool:
+    """The arrears cannot begin after the signal was sent."""
+    return bool(data["ontstaansdatum"] <= data["signaaldatum"])
+
+
+class RowValidator:
+    """:class:`SignalRowSchema` applied to many rows at the cost of its fields alone.
+
+    Marshmallow's ``load`` spends most of its time on machinery a flat row of strings does
+    not need (hooks, error stores, partial and unknown handling): about 100 µs a row, the
+    largest cost of an ingest. This runs the very same field objects of the schema in a
+    plain loop and gives the same result (tests check it against ``load``).
+    """
+
+    def __init__(self, today: dt.date) -> None:
+        self.schema = SignalRowSchema(today)
+        self._fields = [(name, field, field.required) for name, field in self.schema.fields.items()]
+
+    def __call__(self, row: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, RowCode]]]:
+        data: dict[str, Any] = {}
+        errors: list[tuple[str, RowCode]] = []
+        for name, field, required in self._fields:
+            value = row.get(name)
+            if value is None:
+                if required:
+                    errors.append((name, RowCode.REQUIRED))
+                continue
+            try:
+                data[name] = field._deserialize(value, name, row)
+            except ValidationError as exc:
+                errors.extend(row_errors({name: exc.messages}))
+        if not errors and not dates_in_order(data):
+            errors.append(("ontstaansdatum", RowCode.DATE_ORDER))
+        return data, errors
 
 
 KNOWN_COLUMNS = frozenset(SignalRowSchema._declared_fields)

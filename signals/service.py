@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -257,7 +258,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if user is None or not user.active:
         # Spend the same time as a real check, so timing does not reveal who exists.
         with contextlib.suppress(VerificationError, InvalidHashError):
-            password_hasher.verify(_DUMMY_HASH, password)
+            password_hasher.verify(_dummy_hash(), password)
         return None
     try:
         password_hasher.verify(user.password_hash, password)
@@ -270,4 +271,6 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-_DUMMY_HASH = password_hasher.hash("not-a-real-password")
+@functools.cache
+def _dummy_hash() -> str:
+    return password_hasher.hash("not-a-real-password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -161,3 +162,70 @@ def test_public_key_forms(keys: KeyRing) -> None:
         assert len(loaded.fingerprint) == 64
     with pytest.raises(KeyFormatError):
         load_public_key(b"-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n")
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 70_000, 1_000_003])
+@pytest.mark.parametrize("options", [[], ["-stream"], ["-keyid"]])
+def test_streaming_decryption_matches_openssl_and_cryptography(
+    keys: KeyRing, files: dict[str, Path], size: int, options: list[str]
+) -> None:
+    """The streaming reader agrees with cryptography's whole-file decryption, in tiny reads."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    from signals.cms import decrypt_stream
+
+    plaintext = os.urandom(size)
+    der = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-encrypt",
+            "-aes256",
+            "-binary",
+            "-outform",
+            "DER",
+            *options,
+            str(files["recipient.pem"]),
+        ],
+        input=plaintext,
+        capture_output=True,
+        check=True,
+    ).stdout
+    pieces = [der[i : i + 997] for i in range(0, len(der), 997)]
+    streamed = b"".join(decrypt_stream(pieces, _recipients(keys), chunk_size=4096))
+    assert streamed == plaintext
+    if not options:  # cryptography reads neither BER (-stream) nor key identifiers (-keyid)
+        assert streamed == pkcs7.pkcs7_decrypt_der(der, keys.recipient_cert, keys.recipient_key, [])
+
+
+def test_file_for_two_recipients_opens_with_either(keys: KeyRing, files: dict[str, Path]) -> None:
+    der = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-encrypt",
+            "-aes256",
+            "-binary",
+            "-outform",
+            "DER",
+            str(files["other.pem"]),
+            str(files["recipient.pem"]),
+        ],
+        input=PLAINTEXT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert decrypt(der, [(keys.recipient_cert, keys.recipient_key)]) == PLAINTEXT
+    assert decrypt(der, [(keys.other_cert, keys.other_key)]) == PLAINTEXT
+
+
+def test_damage_anywhere_is_refused(keys: KeyRing, files: dict[str, Path]) -> None:
+    der = openssl_encrypt(PLAINTEXT * 100, files["recipient.pem"])
+    for cut in (20, 300, len(der) - 40, len(der) - 1):
+        with pytest.raises(BatchRefused) as caught:
+            decrypt(der[:cut], _recipients(keys))
+        assert caught.value.code in (BatchCode.DECRYPT_FAILED, BatchCode.NOT_CMS)
+    flipped = bytearray(der)
+    flipped[-1] ^= 0xFF  # the last block: the padding no longer checks out
+    with pytest.raises(BatchRefused):
+        decrypt(bytes(flipped), _recipients(keys))

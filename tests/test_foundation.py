@@ -22,8 +22,9 @@ DDAS_SCHEMA = SHARED / "reference/ddas/vroegsignalering/v1.2/json_schema_Uitwiss
 KEY = base64.b64encode(b"k" * 32).decode()
 
 
-def test_settings_from_environment_and_toml(monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
+def test_settings_from_environment_and_toml(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for name in ("SECRET_KEY", "DATA_KEY", "DATABASE_URL", "CONFIG"):
         monkeypatch.delenv(f"VROEGSIGNAAL_{name}", raising=False)
     with pytest.raises(ConfigError, match="VROEGSIGNAAL_SECRET_KEY is required"):
@@ -69,14 +70,21 @@ def test_demo_is_real_and_idempotent(runtime: Runtime) -> None:
     assert {u["role"] for u in first["users"]} == {"admin", "counsellor", "analyst", "partner"}
     with unit_of_work(runtime.readers) as session:
         partners = session.scalars(select(Partner)).all()
-        assert sorted(p.partner_type.value for p in partners) == ["Energie", "Huur", "Water",
-                                                                   "Zorg"]
+        assert sorted(p.partner_type.value for p in partners) == [
+            "Energie",
+            "Huur",
+            "Water",
+            "Zorg",
+        ]
         kinds = {k.key_type for k in session.scalars(select(PartnerKey))}
         assert kinds == {"rsa", "ec-p256", "ed25519"}
         signals = session.scalar(select(func.count()).select_from(Signal))
         batches = session.scalar(select(func.count()).select_from(Batch))
-        shares = dict(session.execute(select(Signal.partner_type, func.count())
-                                      .group_by(Signal.partner_type)).all())
+        shares = dict(
+            session.execute(
+                select(Signal.partner_type, func.count()).group_by(Signal.partner_type)
+            ).all()
+        )
     assert signals == first["rows_accepted"] > 350
     assert shares[PartnerType.ZORG] > shares[PartnerType.WATER]
     again = load_demo(runtime, n_signals=400)

@@ -303,3 +303,37 @@ def test_oversized_file_is_refused_without_reading(world: World) -> None:
     result = ingest_file(runtime, world.partner_id, big, None, BatchSource.CLI)
     assert result.report["code"] == "too_large"
     assert _count(world.runtime, Batch) == 0
+
+
+def test_two_active_recipient_keys_during_rotation(world: World, tmp_path: Path) -> None:
+    """After a new key is made, batches to the old and the new certificate both go through;
+    once the old key is retired, only the new one does."""
+    from signals.models import Municipality, RecipientKey
+    from signals.service import create_recipient_key, retire_recipient_key
+
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        new = create_recipient_key(session, world.runtime.protector, municipality)
+        new_pem = new.certificate_pem.encode()
+    world.files["new.pem"] = tmp_path / "new.pem"
+    world.files["new.pem"].write_bytes(new_pem)
+    assert _ingest(world, csv_bytes([row()]), "old.p7m")["status"] == "processed"
+    assert (
+        _ingest(world, csv_bytes([row(signaal_id="S-2")]), "new.p7m", recipient="new.pem")["status"]
+        == "processed"
+    )
+    with unit_of_work(world.runtime.sessions) as session:
+        old = session.scalars(select(RecipientKey).where(RecipientKey.id != new.id)).one()
+        retire_recipient_key(session, old)
+    late = _ingest(world, csv_bytes([row(signaal_id="S-3")]), "late.p7m")
+    assert late["code"] == "decrypt_failed"
+
+
+def test_pem_batch_with_either_label(world: World) -> None:
+    path, sig = openssl_batch(world, csv_bytes([row()]), pem=True)
+    path.write_bytes(path.read_bytes().replace(b"CMS-----", b"PKCS7-----"))
+    from tests.factories import openssl_sign
+
+    sig = openssl_sign(path, world.files["rsa.key"])
+    report = ingest_file(world.runtime, world.partner_id, path, sig, BatchSource.CLI).report
+    assert report["status"] == "processed" and report["rows_accepted"] == 1

@@ -6,13 +6,15 @@ import datetime as dt
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from signals.enums import BatchCode, PartnerType, RowCode, WindowFlag
 from signals.errors import BatchRefused
 from signals.parsing import MALFORMED, read_rows
 from signals.rules import bsn_valid, window_flag
-from signals.schemas import SignalRowSchema, row_errors
+from signals.schemas import RowValidator, SignalRowSchema, row_errors
 from tests.factories import TODAY, csv_bytes, row
 
 
@@ -208,3 +210,53 @@ def test_row_codes_are_codes_never_values() -> None:
     errors = _errors(bsn=secret, achternaam='=HYPERLINK("http://x")' * 400)
     assert secret not in json.dumps(errors)
     assert set(errors.values()) <= {c.value for c in RowCode}
+
+
+_CELLS = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "1",
+            "ja",
+            "nee",
+            "V",
+            "M",
+            "X",
+            "12,50",
+            "1.234,50",
+            "-3",
+            "111222333",
+            "123456789",
+            "3511 AB",
+            "3511AB",
+            "0123AB",
+            "2026-01-31",
+            "31-01-2026",
+            "2026-02-30",
+            "2999-01-01",
+            "a@b.nl",
+            "geen",
+            "0344",
+            "12a",
+        ]
+    ),
+    st.text(max_size=12),
+    st.text(min_size=60, max_size=300),
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(SignalRowSchema._declared_fields)), _CELLS))
+@settings(max_examples=400, deadline=None)
+def test_fast_validator_agrees_with_marshmallow(cells: dict[str, str]) -> None:
+    """The ingest's fast path gives exactly what the marshmallow schema's ``load`` gives."""
+    row_data = {**row(), **cells}
+    row_data = {k: v for k, v in row_data.items() if v}
+    data, errors = RowValidator(TODAY)(row_data)
+    try:
+        loaded = SignalRowSchema(TODAY).load(row_data)
+    except ValidationError as exc:
+        assert errors == row_errors(exc.messages)  # type: ignore[arg-type]
+    else:
+        assert errors == []
+        assert data == loaded

@@ -1,8 +1,8 @@
 """intake schema
 
-Revision ID: b04423e494f8
+Revision ID: 068863dd5139
 Revises: 
-Create Date: 2026-11-23 11:43:23.602923
+Create Date: 2026-11-23 11:58:58.986081
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = 'b04423e494f8'
+revision: str = '068863dd5139'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -127,10 +127,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
+    op.create_table('batch_chunks',
+    sa.Column('batch_id', sa.String(length=36), nullable=False),
+    sa.Column('seq', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], name=op.f('fk_batch_chunks_batch_id_batches'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('batch_id', 'seq', name=op.f('pk_batch_chunks'))
+    )
     op.create_table('batch_payloads',
     sa.Column('batch_id', sa.String(length=36), nullable=False),
-    sa.Column('ciphertext', sa.LargeBinary(), nullable=False),
     sa.Column('signature', sa.LargeBinary(), nullable=False),
+    sa.Column('chunk_count', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], name=op.f('fk_batch_payloads_batch_id_batches'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('batch_id', name=op.f('pk_batch_payloads'))
     )
@@ -210,6 +217,7 @@ def downgrade() -> None:
 
     op.drop_table('rejections')
     op.drop_table('batch_payloads')
+    op.drop_table('batch_chunks')
     op.drop_table('users')
     op.drop_table('recipient_keys')
     op.drop_table('partner_municipalities')
