@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,15 @@ def ingest_file(
             file.name, {"status": "failed", "code": exc.code.value, "detail": exc.detail}, False
         )
     run_batch(runtime, batch_id)
-    with unit_of_work(runtime.readers) as session:
-        batch = session.get(Batch, batch_id)
-        assert batch is not None
-        data = report(session, batch)
+    # Another process may have the batch in hand (the same file sent twice at once): wait
+    # for its outcome, so a synchronous caller always gets the final report.
+    deadline = time.monotonic() + settings.batch_lease_seconds
+    while True:
+        with unit_of_work(runtime.readers) as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            data = report(session, batch)
+        if data["status"] in ("processed", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     return InboxResult(file.name, data, data["status"] == "processed")

@@ -262,6 +262,8 @@ def test_same_batch_at_the_same_moment_from_two_processes(runtime: Runtime, worl
     ]
     reports = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert reports[0]["id"] == reports[1]["id"]
+    assert reports[0]["status"] == reports[1]["status"] == "processed"
+    assert reports[0]["rows_accepted"] == reports[1]["rows_accepted"]
     with unit_of_work(runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Batch)) == 1
         accepted = session.scalar(select(func.count()).select_from(Signal))
