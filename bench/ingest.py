@@ -134,18 +134,6 @@ def _environment(workdir: Path, database_url: str | None) -> None:
     )
 
 
-def _upgrade_database(runtime: Any) -> None:
-    """What ``vroegsignaal init-db`` does (webapp.cli.upgrade_database), without the webapp."""
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    with runtime.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-
 def _previous_month(today: dt.date) -> tuple[dt.date, dt.date]:
     end = today.replace(day=1) - dt.timedelta(days=1)
     return end.replace(day=1), end
@@ -186,7 +174,9 @@ def prepare(workdir: Path, rows: int, invalid_share: float) -> dict[str, Any]:
     from signals.synthetic import Population, signal_rows, to_csv
 
     runtime = Runtime.from_settings()
-    _upgrade_database(runtime)
+    from webapp.cli import upgrade_database
+
+    upgrade_database(runtime.engine)
     partner_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     partner_pem = partner_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -22,6 +22,7 @@ from config import Settings
 from signals.db import Base, make_engine
 from signals.runtime import Runtime
 from tests import factories
+from webapp.cli import upgrade_database
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -36,16 +37,6 @@ def _settings(tmp: Path, database_url: str, **extra: object) -> Settings:
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-def _migrate(engine: Engine) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(REPO / "alembic.ini"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -78,7 +69,7 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
-    _migrate(engine)
+    upgrade_database(engine)
     yield engine
     engine.dispose()
 

@@ -157,7 +157,9 @@ def synthetic_csv(count: int, seed: int = 7, prefix: str = "SYN") -> bytes:
 
 
 # -- openssl, as a partner would use it -------------------------------------------------------
-def openssl_encrypt(plaintext: bytes, recipient_pem: Path, pem: bool = False) -> bytes:
+def openssl_encrypt(
+    plaintext: bytes, *recipients: Path, pem: bool = False, options: tuple[str, ...] = ()
+) -> bytes:
     """``openssl cms -encrypt -aes256 -binary``, the plaintext on stdin (never on disk)."""
     command = [
         "openssl",
@@ -167,7 +169,8 @@ def openssl_encrypt(plaintext: bytes, recipient_pem: Path, pem: bool = False) ->
         "-binary",
         "-outform",
         "PEM" if pem else "DER",
-        str(recipient_pem),
+        *options,
+        *map(str, recipients),
     ]
     return subprocess.run(command, input=plaintext, capture_output=True, check=True).stdout
 

@@ -175,22 +175,7 @@ def test_streaming_decryption_matches_openssl_and_cryptography(
     from signals.cms import decrypt_stream
 
     plaintext = os.urandom(size)
-    der = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-encrypt",
-            "-aes256",
-            "-binary",
-            "-outform",
-            "DER",
-            *options,
-            str(files["recipient.pem"]),
-        ],
-        input=plaintext,
-        capture_output=True,
-        check=True,
-    ).stdout
+    der = openssl_encrypt(plaintext, files["recipient.pem"], options=tuple(options))
     pieces = [der[i : i + 997] for i in range(0, len(der), 997)]
     streamed = b"".join(decrypt_stream(pieces, _recipients(keys), chunk_size=4096))
     assert streamed == plaintext
@@ -199,22 +184,7 @@ def test_streaming_decryption_matches_openssl_and_cryptography(
 
 
 def test_file_for_two_recipients_opens_with_either(keys: KeyRing, files: dict[str, Path]) -> None:
-    der = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-encrypt",
-            "-aes256",
-            "-binary",
-            "-outform",
-            "DER",
-            str(files["other.pem"]),
-            str(files["recipient.pem"]),
-        ],
-        input=PLAINTEXT,
-        capture_output=True,
-        check=True,
-    ).stdout
+    der = openssl_encrypt(PLAINTEXT, files["other.pem"], files["recipient.pem"])
     assert decrypt(der, [(keys.recipient_cert, keys.recipient_key)]) == PLAINTEXT
     assert decrypt(der, [(keys.other_cert, keys.other_key)]) == PLAINTEXT
 

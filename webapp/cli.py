@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from flask.cli import FlaskGroup
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from config import ConfigError, load_settings
 from signals.db import unit_of_work
@@ -78,13 +78,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def upgrade_database(runtime: Runtime) -> None:
+def upgrade_database(engine: Engine) -> None:
+    """Alembic ``upgrade head`` on this engine (init-db, the demo, tests and benchmarks)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
-    with runtime.engine.begin() as connection:
+    with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -92,7 +93,7 @@ def upgrade_database(runtime: Runtime) -> None:
 @main.command("init-db", with_appcontext=False)
 def init_db() -> None:
     """Create or upgrade the schema (Alembic upgrade head)."""
-    upgrade_database(_runtime())
+    upgrade_database(_runtime().engine)
     click.echo("database is up to date")
 
 
@@ -122,7 +123,7 @@ def demo(as_json: bool, n_signals: int) -> None:
     from webapp.demo import load_demo
 
     runtime = _runtime()
-    upgrade_database(runtime)
+    upgrade_database(runtime.engine)
     result = load_demo(runtime, n_signals=n_signals)
     lines = ["Demo log-ins (wachtwoorden / passwords):"]
     lines += [f"  {u['role']:<10} {u['email']:<32} {u['password']}" for u in result["users"]]
