@@ -84,7 +84,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, **kwargs)
+        # pysqlite keeps 128 prepared statements by SQL text; bulk inserts of varying row
+        # counts (insertmanyvalues) each make a new, large text, and memory grew with every
+        # chunk of a batch until the cache was full. A small cache keeps memory flat.
+        engine = create_engine(url, connect_args={"cached_statements": 16}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

@@ -10,13 +10,15 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
@@ -91,30 +93,41 @@ def load_public_key(data: bytes) -> LoadedPublicKey:
 
 
 def verify_signature(data: bytes, signature: bytes, public_keys: Iterable[PublicKey]) -> bool:
-    """True when ``signature`` over ``data`` verifies with one of the keys.
+    """True when ``signature`` over ``data`` verifies with one of the keys."""
+    return verify_detached(io.BytesIO(data), signature, public_keys)
 
-    RSA: PKCS#1 v1.5 or PSS with SHA-256; ECDSA P-256 with SHA-256; Ed25519.
+
+def verify_detached(source: BinaryIO, signature: bytes, public_keys: Iterable[PublicKey]) -> bool:
+    """True when ``signature`` over the bytes of ``source`` verifies with one of the keys.
+
+    RSA (PKCS#1 v1.5 or PSS) and ECDSA P-256 check a SHA-256 digest taken piece by piece,
+    so a large file is never held in memory; Ed25519 signs the message itself and reads it
+    whole (bounded by the batch size limit).
     """
     if not signature:
         return False
-    for key in public_keys:
+    keys = list(public_keys)
+    source.seek(0)
+    hasher = hashes.Hash(hashes.SHA256())
+    while piece := source.read(1 << 20):
+        hasher.update(piece)
+    digest = hasher.finalize()
+    prehashed = utils.Prehashed(hashes.SHA256())
+    for key in keys:
         try:
             if isinstance(key, rsa.RSAPublicKey):
                 try:
-                    key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+                    key.verify(signature, digest, padding.PKCS1v15(), prehashed)
                 except InvalidSignature:
-                    key.verify(
-                        signature,
-                        data,
-                        padding.PSS(
-                            mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO
-                        ),
-                        hashes.SHA256(),
+                    pss = padding.PSS(
+                        mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO
                     )
+                    key.verify(signature, digest, pss, prehashed)
             elif isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+                key.verify(signature, digest, ec.ECDSA(prehashed))
             else:
-                key.verify(signature, data)
+                source.seek(0)
+                key.verify(signature, source.read())
         except (InvalidSignature, ValueError):
             continue
         return True
@@ -140,9 +153,17 @@ def to_der(data: bytes) -> bytes:
         except (binascii.Error, ValueError):
             raise BatchRefused(BatchCode.NOT_CMS, "PEM body is not base64") from None
     # A ContentInfo is a SEQUENCE whose first element is the content type OID.
-    if len(data) < 16 or data[0] != 0x30 or _ENVELOPED_DATA_OID not in data[:16]:
+    if not _starts_as_enveloped_data(data):
         raise BatchRefused(BatchCode.NOT_CMS, "the file is not CMS EnvelopedData")
     return data
+
+
+def _starts_as_enveloped_data(data: bytes) -> bool:
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    first = data[1]
+    offset = 2 if first <= 0x80 else 2 + (first & 0x7F)  # short, indefinite or long form
+    return data[offset : offset + len(_ENVELOPED_DATA_OID)] == _ENVELOPED_DATA_OID
 
 
 def decrypt(der: bytes, recipients: Iterable[tuple[x509.Certificate, rsa.RSAPrivateKey]]) -> bytes:

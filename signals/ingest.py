@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import itertools
 import logging
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from signals.cms import decrypt_stream
 from signals.crypto import DataProtector
 from signals.db import utcnow
 from signals.enums import BatchCode, BatchSource, BatchStatus, RowCode, SignalStatus
-from signals.envelope import to_der, verify_signature
+from signals.envelope import to_der, verify_detached
 from signals.errors import BatchRefused, IntakeError
 from signals.models import (
     Batch,
@@ -70,10 +71,6 @@ class Received:
     created: bool
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _batch_municipality(partner: Partner, gemeentecode: str | None) -> Municipality:
     if gemeentecode:
         for municipality in partner.municipalities:
@@ -104,12 +101,43 @@ def _refusal(
     return batch
 
 
+def _size(stream: BinaryIO) -> int:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def _sha256(stream: BinaryIO) -> str:
+    stream.seek(0)
+    hasher = hashlib.sha256()
+    while piece := stream.read(CHUNK_BYTES):
+        hasher.update(piece)
+    return hasher.hexdigest()
+
+
+def _envelope_refusal(stream: BinaryIO, size: int) -> BatchCode | None:
+    """``empty`` or ``not_cms`` from the first bytes; nothing is decrypted here."""
+    if size == 0:
+        return BatchCode.EMPTY
+    stream.seek(0)
+    head = stream.read(64)
+    if head.lstrip()[:11] == b"-----BEGIN ":
+        stream.seek(0)
+        head = stream.read()  # PEM: decode it all to see it is CMS (rare, and small)
+    try:
+        to_der(head)
+    except BatchRefused as exc:
+        return exc.code
+    return None
+
+
 def receive_batch(
     session: Session,
     settings: Settings,
     *,
     partner: Partner,
-    ciphertext: bytes,
+    ciphertext: bytes | BinaryIO,
     signature: bytes | None,
     source: BatchSource,
     filename: str | None = None,
@@ -117,23 +145,27 @@ def receive_batch(
 ) -> Received:
     """Verify the signature and store the ciphertext; nothing is decrypted here.
 
-    Returns the new batch, the first batch when the identical file was sent before, or a
-    stored refusal (``status == failed``) when the signature or envelope is wrong.
+    ``ciphertext`` is the file's bytes or a seekable binary stream of them (read in pieces,
+    so a large upload is never held in memory whole). Returns the new batch, the first batch
+    when the identical file was sent before, or a stored refusal (``status == failed``) when
+    the signature or envelope is wrong.
     """
-    if len(ciphertext) > settings.max_batch_bytes:
+    stream = io.BytesIO(ciphertext) if isinstance(ciphertext, bytes) else ciphertext
+    size = _size(stream)
+    if size > settings.max_batch_bytes:
         raise BatchRefused(BatchCode.TOO_LARGE, "the file is larger than the batch size limit")
     if not partner.active:
         raise BatchRefused(BatchCode.UNKNOWN_PARTNER, "the partner is not active")
     municipality = _batch_municipality(partner, gemeentecode)
-    digest = sha256_hex(ciphertext)
+    digest = _sha256(stream)
     common = {
         "source": source,
         "filename": (filename or "")[-255:] or None,
         "ciphertext_sha256": digest,
-        "size_bytes": len(ciphertext),
+        "size_bytes": size,
     }
     keys = usable_public_keys(partner, utcnow())
-    if not verify_signature(ciphertext, signature or b"", keys):  # type: ignore[arg-type]
+    if not verify_detached(stream, signature or b"", keys):  # type: ignore[arg-type]
         return Received(
             _refusal(session, partner, municipality, BatchCode.SIGNATURE_INVALID, **common), True
         )
@@ -141,14 +173,7 @@ def receive_batch(
     existing = session.scalar(select(Batch).where(Batch.dedupe_key == dedupe_key))
     if existing is not None:
         return Received(existing, False)
-    refusal: BatchCode | None = None
-    if not ciphertext:
-        refusal = BatchCode.EMPTY
-    else:
-        try:
-            to_der(ciphertext)
-        except BatchRefused as exc:
-            refusal = exc.code
+    refusal = _envelope_refusal(stream, size)
     try:
         with session.begin_nested():
             if refusal is not None:
@@ -162,32 +187,24 @@ def receive_batch(
                     status=BatchStatus.RECEIVED,
                     dedupe_key=dedupe_key,
                     payload=BatchPayload(
-                        signature=signature or b"",
-                        chunk_count=-(-len(ciphertext) // CHUNK_BYTES),
+                        signature=signature or b"", chunk_count=-(-size // CHUNK_BYTES)
                     ),
                     **common,
                 )
                 session.add(batch)
                 session.flush()
-                view = memoryview(ciphertext)
-                session.execute(
-                    insert(BatchChunk),
-                    [
-                        {
-                            "batch_id": batch.id,
-                            "seq": seq,
-                            "data": bytes(view[offset : offset + CHUNK_BYTES]),
-                        }
-                        for seq, offset in enumerate(range(0, len(ciphertext), CHUNK_BYTES))
-                    ],
-                )
+                stream.seek(0)
+                statement = BatchChunk.__table__.insert()
+                for seq in range(batch.payload.chunk_count):  # type: ignore[union-attr]
+                    piece = stream.read(CHUNK_BYTES)
+                    session.execute(statement, {"batch_id": batch.id, "seq": seq, "data": piece})
     except IntegrityError:
         # The same file arrived at the same moment through another process: theirs won.
         existing = session.scalar(select(Batch).where(Batch.dedupe_key == dedupe_key))
         if existing is None:
             raise
         return Received(existing, False)
-    log.info("batch %s received from partner %s (%d bytes)", batch.id, partner.id, len(ciphertext))
+    log.info("batch %s received from partner %s (%d bytes)", batch.id, partner.id, size)
     return Received(batch, True)
 
 
@@ -233,6 +250,18 @@ def fail_batch(session: Session, batch_id: str, code: BatchCode) -> None:
 def _chunks(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[list[Any]]:
     while chunk := list(itertools.islice(rows, size)):
         yield chunk
+
+
+def _padded(values: Iterable[str], step: int = 256) -> list[str]:
+    """The values, padded with a repeat to a multiple of ``step``.
+
+    An ``IN`` list of a new length is a new SQL text, and drivers cache prepared statements
+    by text (pysqlite keeps 128): without padding, memory grew with every chunk.
+    """
+    result = list(values)
+    if result:
+        result += [result[-1]] * (-len(result) % step)
+    return result
 
 
 def _surname_key(name: str) -> str:
@@ -307,7 +336,7 @@ class _BatchWriter:
         known = set(
             self.session.scalars(
                 select(Signal.signal_ref).where(
-                    Signal.partner_id == self.partner.id, Signal.signal_ref.in_(refs)
+                    Signal.partner_id == self.partner.id, Signal.signal_ref.in_(_padded(refs))
                 )
             )
         )
@@ -349,7 +378,8 @@ class _BatchWriter:
             keys = [k for m, k in wanted if m == municipality_id]
             for client_id, key in self.session.execute(
                 select(Client.id, Client.client_key).where(
-                    Client.municipality_id == municipality_id, Client.client_key.in_(keys)
+                    Client.municipality_id == municipality_id,
+                    Client.client_key.in_(_padded(keys)),
                 )
             ):
                 ids[(municipality_id, key)] = client_id

@@ -119,13 +119,13 @@ def ingest_file(
         }
         return InboxResult(file.name, refusal, False)
     try:
-        with unit_of_work(runtime.sessions) as session:
+        with unit_of_work(runtime.sessions) as session, file.open("rb") as stream:
             partner = get_partner(session, partner_id)
             received = receive_batch(
                 session,
                 settings,
                 partner=partner,
-                ciphertext=file.read_bytes(),
+                ciphertext=stream,
                 signature=signature_file.read_bytes() if signature_file else None,
                 source=source,
                 filename=file.name,

@@ -199,3 +199,13 @@ def test_damage_anywhere_is_refused(keys: KeyRing, files: dict[str, Path]) -> No
     flipped[-1] ^= 0xFF  # the last block: the padding no longer checks out
     with pytest.raises(BatchRefused):
         decrypt(bytes(flipped), _recipients(keys))
+
+
+@pytest.mark.parametrize("length_bytes", [0, 1, 2, 3, 4])
+def test_envelope_recognised_whatever_its_length_encoding(length_bytes: int) -> None:
+    """Files over 16 MiB have a 4-byte length: still CMS (a bug once called them not_cms)."""
+    oid = bytes.fromhex("06092a864886f70d010703")
+    length = b"\x80" if length_bytes == 0 else bytes([0x80 | length_bytes]) + b"\x01" * length_bytes
+    assert to_der(b"\x30" + length + oid + b"\xa0\x80").startswith(b"\x30")
+    with pytest.raises(BatchRefused):
+        to_der(b"\x30" + length + bytes.fromhex("06092a864886f70d010701") + b"\xa0\x80")

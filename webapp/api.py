@@ -98,7 +98,7 @@ def post_batch() -> Any:
             session,
             current_app.extensions["vroegsignaal"].settings,
             partner=partner,
-            ciphertext=file.read(),
+            ciphertext=file.stream,
             signature=signature.read(),
             source=BatchSource.API,
             filename=file.filename,

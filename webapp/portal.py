@@ -65,7 +65,7 @@ def batches() -> Any:
                 session,
                 current_app.extensions["vroegsignaal"].settings,
                 partner=partner,
-                ciphertext=form.file.data.read(),
+                ciphertext=form.file.data.stream,
                 signature=form.signature.data.read(),
                 source=BatchSource.PORTAL,
                 filename=form.file.data.filename,
