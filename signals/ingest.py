@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -253,11 +254,7 @@ def _chunks(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[l
 
 
 def _padded(values: Iterable[str], step: int = 256) -> list[str]:
-    """The values, padded with a repeat to a multiple of ``step``.
-
-    An ``IN`` list of a new length is a new SQL text, and drivers cache prepared statements
-    by text (pysqlite keeps 128): without padding, memory grew with every chunk.
-    """
+    """The values, padded with a repeat to a multiple of ``step``: few distinct SQL texts."""
     result = list(values)
     if result:
         result += [result[-1]] * (-len(result) % step)
@@ -286,6 +283,7 @@ class _BatchWriter:
         self.partner = batch.partner
         self.validate = RowValidator(today)
         self.municipalities = {m.code: m.id for m in self.partner.municipalities}
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
         self.total = self.accepted = self.rejected = self.outside = 0
 
     def write(self, chunk: list[tuple[int, dict[str, str]]]) -> None:
@@ -329,6 +327,17 @@ class _BatchWriter:
         self.accepted += len(valid)
         self.rejected += len(rejected_rows)
 
+    def _member(self, column: Any, values: Iterable[str]) -> Any:
+        """``column IN values`` that stays an index lookup on both databases.
+
+        PostgreSQL gets ``= ANY(array)``: one parameter, so the prepared statement's generic
+        plan keeps the whole key as index condition (with a long ``IN`` list it scanned the
+        partner's rows and became quadratic as a batch grew).
+        """
+        if self.postgresql:
+            return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+        return column.in_(_padded(values))
+
     def _drop_duplicates(self, valid: list[Any], reject: Any) -> list[Any]:
         refs = {data["signaal_id"] for _, data, _ in valid}
         if not refs:
@@ -336,7 +345,7 @@ class _BatchWriter:
         known = set(
             self.session.scalars(
                 select(Signal.signal_ref).where(
-                    Signal.partner_id == self.partner.id, Signal.signal_ref.in_(_padded(refs))
+                    Signal.partner_id == self.partner.id, self._member(Signal.signal_ref, refs)
                 )
             )
         )
@@ -379,7 +388,7 @@ class _BatchWriter:
             for client_id, key in self.session.execute(
                 select(Client.id, Client.client_key).where(
                     Client.municipality_id == municipality_id,
-                    Client.client_key.in_(_padded(keys)),
+                    self._member(Client.client_key, keys),
                 )
             ):
                 ids[(municipality_id, key)] = client_id
