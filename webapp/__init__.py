@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -12,6 +14,7 @@ from config import Settings, load_settings
 from signals.runtime import Runtime
 
 csrf = CSRFProtect()
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def create_app(
@@ -52,6 +55,11 @@ def create_app(
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {"product_name": "Vroegsignaal"}
+
+    @app.template_filter("local")
+    def _local(moment: dt.datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:
+        """A stored UTC timestamp as Dutch users read it: Europe/Amsterdam time."""
+        return moment.astimezone(AMSTERDAM).strftime(fmt) if moment else "—"
 
     @app.after_request
     def _headers(response: Any) -> Any:
