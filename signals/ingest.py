@@ -578,10 +578,3 @@ def report(session: Session, batch: Batch, limit: int | None = None) -> dict[str
     if batch.finished_at:
         result["finished_at"] = batch.finished_at.isoformat()
     return result
-
-
-def rejection_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["code"]] = counts.get(row["code"], 0) + 1
-    return counts

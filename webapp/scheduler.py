@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +11,6 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from signals import jobs as signal_jobs
 from signals.runtime import Runtime
 
-log = logging.getLogger(__name__)
 
 #: name -> (function, interval setting name)
 JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
@@ -26,7 +25,9 @@ def run_job(runtime: Runtime, name: str) -> Any:
 
 
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
+    """Every job once at start, then on its interval; never two runs of one job at once."""
     scheduler = BlockingScheduler(timezone="UTC")
+    now = dt.datetime.now(dt.UTC)
     for name, (function, interval_setting) in JOBS.items():
         scheduler.add_job(
             function,
@@ -37,14 +38,6 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
             name=name,
             max_instances=1,
             coalesce=True,
-            next_run_time=None,
+            next_run_time=now,
         )
-        # run once at start, then on the interval
-        scheduler.modify_job(name, next_run_time=_now())
     return scheduler
-
-
-def _now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
