@@ -11,7 +11,6 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from signals import jobs as signal_jobs
 from signals.runtime import Runtime
 
-
 #: name -> (function, interval setting name)
 JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "process_batches": (signal_jobs.process_pending_batches, "ingest_poll_seconds"),
