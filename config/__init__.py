@@ -55,13 +55,15 @@ class Settings(BaseSettings):
     #: Longest accepted value of one field, in characters.
     max_field_chars: int = Field(default=500, gt=0)
     #: A batch left in ``processing`` longer than this is taken up again (its worker died).
-    batch_lease_seconds: int = Field(default=900, ge=0)
+    batch_lease_seconds: int = Field(default=900, ge=1)
     #: Folder with one sub-folder per partner id (``inbox/<partner>/NAME.p7m`` + ``.sig``).
     inbox_dir: str = "instance/inbox"
     inbox_poll_seconds: int = Field(default=60, gt=0)
     ingest_poll_seconds: int = Field(default=10, gt=0)
     #: Rows written per database round trip during ingest.
     ingest_chunk_rows: int = Field(default=2000, gt=0)
+    #: A batch whose processing failed unexpectedly this often is refused (processing_error).
+    batch_max_attempts: int = Field(default=3, ge=1)
 
     @field_validator("data_key")
     @classmethod

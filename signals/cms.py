@@ -31,6 +31,7 @@ _AES_CBC = {  # OID -> key length in bytes
 }
 _INDEFINITE = -1
 _MAX_HEADER = 1 << 20  # recipient infos larger than 1 MiB are not a batch envelope
+_MAX_DEPTH = 32  # real envelopes nest a handful of levels; hostile ones, thousands
 
 
 class _Malformed(Exception):
@@ -111,13 +112,15 @@ def _value(source: _Source, length: int) -> bytes:
     return source.read(length)
 
 
-def _skip(source: _Source, length: int) -> None:
+def _skip(source: _Source, length: int, depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:
+        raise _Malformed("nested too deeply")
     if length != _INDEFINITE:
         _value(source, length)
         return
     while not _end_of_contents(source):
         _, inner = _header(source)
-        _skip(source, inner)
+        _skip(source, inner, depth + 1)
 
 
 def _tlvs(data: bytes) -> Iterator[tuple[int, bytes]]:
@@ -209,7 +212,8 @@ def decrypt_stream(
         info = _expect(source, 0x30)
         _value(source, _expect(source, 0x06))  # content type
         algorithm = list(_tlvs(_value(source, _expect(source, 0x30))))
-    except _Malformed:
+    except (_Malformed, IndexError, ValueError):
+        # Hostile or broken structure anywhere in the header: one answer, never a crash.
         raise BatchRefused(BatchCode.DECRYPT_FAILED, "the envelope cannot be read") from None
     key_size = _AES_CBC.get(algorithm[0][1]) if algorithm and algorithm[0][0] == 0x06 else None
     if key_size is None or len(algorithm) != 2 or len(algorithm[1][1]) != 16:

@@ -64,6 +64,9 @@ class BatchCode(enum.StrEnum):
     #: Not in CONTRACT §3.3's list (which is silent on it): the header names a column twice,
     #: so which value is meant cannot be known. Documented in the README.
     DUPLICATE_COLUMNS = "duplicate_columns"
+    #: Not in CONTRACT §3.3's list: processing failed unexpectedly on every allowed attempt
+    #: (a fault of ours, not of the file); operations investigate, the partner may resend.
+    PROCESSING_ERROR = "processing_error"
 
 
 class RowCode(enum.StrEnum):

@@ -12,6 +12,7 @@ import io
 import itertools
 import logging
 import unicodedata
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -39,7 +40,7 @@ from signals.models import (
     Signal,
 )
 from signals.parsing import MALFORMED, read_rows
-from signals.rules import age_band, window_flag
+from signals.rules import age_band, today_nl, window_flag
 from signals.schemas import RowValidator
 from signals.service import active_recipient_keys, unlock_recipient_key, usable_public_keys
 
@@ -210,13 +211,25 @@ def receive_batch(
 
 
 # -- processing --------------------------------------------------------------------------------
-def claim_batch(session: Session, batch_id: str, lease_seconds: int) -> bool:
+class LostClaim(IntakeError):
+    """Another worker took the batch over (this one outlived its lease): its work is void."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    attempts: int
+
+
+def claim_batch(session: Session, batch_id: str, lease_seconds: int) -> Claim | None:
     """Move a batch to ``processing``; also take over one whose worker died (lease expired).
 
-    One UPDATE with a guard, so two processes never both claim the same batch.
+    One guarded UPDATE, so two processes never both claim the same batch. The claim token
+    lets the finishing UPDATE check that this worker still holds the batch.
     """
     now = utcnow()
     expired = now - dt.timedelta(seconds=lease_seconds)
+    token = str(uuid.uuid4())
     result = session.execute(
         update(Batch)
         .where(
@@ -224,16 +237,33 @@ def claim_batch(session: Session, batch_id: str, lease_seconds: int) -> bool:
             (Batch.status == BatchStatus.RECEIVED)
             | ((Batch.status == BatchStatus.PROCESSING) & (Batch.started_at <= expired)),
         )
-        .values(status=BatchStatus.PROCESSING, started_at=now)
+        .values(
+            status=BatchStatus.PROCESSING,
+            started_at=now,
+            claim_token=token,
+            attempts=Batch.attempts + 1,
+        )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    attempts = session.scalar(select(Batch.attempts).where(Batch.id == batch_id)) or 1
+    return Claim(token, attempts)
 
 
-def fail_batch(session: Session, batch_id: str, code: BatchCode) -> None:
-    session.execute(
+def _holding(batch_id: str, token: str) -> Any:
+    return (
+        (Batch.id == batch_id)
+        & (Batch.status == BatchStatus.PROCESSING)
+        & (Batch.claim_token == token)
+    )
+
+
+def fail_batch(session: Session, batch_id: str, code: BatchCode, token: str) -> None:
+    """Record a refusal; nothing of the batch but the refusal is stored."""
+    result = session.execute(
         update(Batch)
-        .where(Batch.id == batch_id)
+        .where(_holding(batch_id, token))
         .values(
             status=BatchStatus.FAILED,
             refusal_code=code,
@@ -245,7 +275,19 @@ def fail_batch(session: Session, batch_id: str, code: BatchCode) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LostClaim(batch_id)
     log.info("batch %s failed: %s", batch_id, code.value)
+
+
+def release_batch(session: Session, batch_id: str, token: str) -> None:
+    """Hand a batch back for the next run after an unexpected (perhaps passing) error."""
+    session.execute(
+        update(Batch)
+        .where(_holding(batch_id, token))
+        .values(status=BatchStatus.RECEIVED, claim_token=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _chunks(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[list[Any]]:
@@ -471,6 +513,7 @@ def process_batch(
     settings: Settings,
     protector: DataProtector,
     batch_id: str,
+    token: str,
     today: dt.date | None = None,
 ) -> Batch:
     """Decrypt, parse, validate and store one claimed batch, in the caller's transaction.
@@ -490,20 +533,28 @@ def process_batch(
     ]
     plaintext = decrypt_stream(_ciphertext(session, batch_id, payload.chunk_count), recipients)
     header, rows = read_rows(plaintext, settings.max_field_chars)
-    writer = _BatchWriter(session, settings, protector, batch, today or dt.date.today())
+    writer = _BatchWriter(session, settings, protector, batch, today or today_nl())
     for chunk in _chunks(rows, settings.ingest_chunk_rows):
         writer.write(chunk)
     if writer.total == 0:
         raise BatchRefused(BatchCode.EMPTY, "the file contains a header but no rows")
-    batch.status = BatchStatus.PROCESSED
-    batch.content_format = header.format
-    batch.unknown_columns = header.unknown or None
-    batch.rows_total = writer.total
-    batch.rows_accepted = writer.accepted
-    batch.rows_rejected = writer.rejected
-    batch.rows_outside_window = writer.outside
-    batch.finished_at = utcnow()
-    session.flush()
+    finished = session.execute(
+        update(Batch)
+        .where(_holding(batch_id, token))
+        .values(
+            status=BatchStatus.PROCESSED,
+            content_format=header.format,
+            unknown_columns=header.unknown or None,
+            rows_total=writer.total,
+            rows_accepted=writer.accepted,
+            rows_rejected=writer.rejected,
+            rows_outside_window=writer.outside,
+            finished_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not finished.rowcount:  # type: ignore[attr-defined]
+        raise LostClaim(batch_id)  # the caller rolls back: another worker's result stands
     log.info(
         "batch %s processed: %d rows, %d accepted, %d rejected",
         batch.id,
@@ -511,6 +562,7 @@ def process_batch(
         writer.accepted,
         writer.rejected,
     )
+    session.expire(batch)
     return batch
 
 

@@ -17,12 +17,14 @@ from signals.db import unit_of_work
 from signals.enums import BatchCode, BatchSource
 from signals.errors import BatchRefused, NotFound
 from signals.ingest import (
+    LostClaim,
     UnknownMunicipality,
     claim_batch,
     fail_batch,
     pending_batch_ids,
     process_batch,
     receive_batch,
+    release_batch,
     report,
 )
 from signals.models import Batch
@@ -33,16 +35,37 @@ log = logging.getLogger(__name__)
 
 
 def run_batch(runtime: Runtime, batch_id: str) -> bool:
-    """Claim and process one batch; a refusal is recorded in a transaction of its own."""
+    """Claim and process one batch, each outcome in a transaction of its own.
+
+    A refusal is recorded; an unexpected error hands the batch back for the next run, and
+    after ``batch_max_attempts`` refuses it as ``processing_error``. Logs carry the batch id
+    and the error's type, never its message (it might quote a submitted value).
+    """
     with unit_of_work(runtime.sessions) as session:
-        if not claim_batch(session, batch_id, runtime.settings.batch_lease_seconds):
-            return False
+        claim = claim_batch(session, batch_id, runtime.settings.batch_lease_seconds)
+    if claim is None:
+        return False
     try:
         with unit_of_work(runtime.sessions) as session:
-            process_batch(session, runtime.settings, runtime.protector, batch_id)
+            process_batch(session, runtime.settings, runtime.protector, batch_id, claim.token)
     except BatchRefused as exc:
         with unit_of_work(runtime.sessions) as session:
-            fail_batch(session, batch_id, exc.code)
+            fail_batch(session, batch_id, exc.code, claim.token)
+    except LostClaim:
+        log.warning("batch %s was taken over by another worker; this result is dropped", batch_id)
+    except Exception as exc:
+        log.error(
+            "batch %s: processing failed (%s), attempt %d of %d",
+            batch_id,
+            type(exc).__name__,
+            claim.attempts,
+            runtime.settings.batch_max_attempts,
+        )
+        with unit_of_work(runtime.sessions) as session:
+            if claim.attempts >= runtime.settings.batch_max_attempts:
+                fail_batch(session, batch_id, BatchCode.PROCESSING_ERROR, claim.token)
+            else:
+                release_batch(session, batch_id, claim.token)
     return True
 
 
@@ -54,10 +77,10 @@ def process_pending_batches(runtime: Runtime) -> int:
     for batch_id in ids:
         try:
             done += run_batch(runtime, batch_id)
-        except Exception:
-            # Keep going with the other batches; this one stays claimed and is retried
-            # when its lease expires.
-            log.exception("batch %s could not be processed", batch_id)
+        except Exception as exc:
+            # The database itself failed; the batch stays claimed and is taken up again when
+            # its lease runs out. Go on with the others.
+            log.error("batch %s could not be processed (%s)", batch_id, type(exc).__name__)
     return done
 
 
@@ -93,7 +116,11 @@ def poll_inbox(runtime: Runtime) -> list[InboxResult]:
             signature_file = file.with_name(file.name + ".sig")
             if not signature_file.exists():
                 continue
-            result = ingest_file(runtime, folder.name, file, signature_file, BatchSource.INBOX)
+            try:
+                result = ingest_file(runtime, folder.name, file, signature_file, BatchSource.INBOX)
+            except Exception as exc:  # the database failed: leave the file for the next poll
+                log.error("inbox file could not be ingested (%s)", type(exc).__name__)
+                continue
             _move(
                 [file, signature_file], folder / ("done" if result.ok else "failed"), result.report
             )
@@ -147,9 +174,8 @@ def ingest_file(
         return InboxResult(
             file.name, {"status": "failed", "code": exc.code.value, "detail": exc.detail}, False
         )
-    run_batch(runtime, batch_id)
-    # Another process may have the batch in hand (the same file sent twice at once): wait
-    # for its outcome, so a synchronous caller always gets the final report.
+    # Process it here; when another process has it in hand (the same file sent twice at
+    # once), wait for its outcome, so a synchronous caller always gets the final report.
     deadline = time.monotonic() + settings.batch_lease_seconds
     while True:
         with unit_of_work(runtime.readers) as session:
@@ -158,5 +184,8 @@ def ingest_file(
             data = report(session, batch)
         if data["status"] in ("processed", "failed") or time.monotonic() > deadline:
             break
-        time.sleep(0.2)
+        if data["status"] == "received":
+            run_batch(runtime, batch_id)  # first try, or a retry after an unexpected error
+        else:
+            time.sleep(0.2)
     return InboxResult(file.name, data, data["status"] == "processed")

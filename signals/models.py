@@ -197,6 +197,10 @@ class Batch(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    #: How often processing was started; an unexpected error more often than allowed fails it.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Set by the worker that claimed the batch; only that worker may finish it.
+    claim_token: Mapped[str | None] = mapped_column(String(36))
 
     partner: Mapped[Partner] = relationship()
     municipality: Mapped[Municipality] = relationship()

@@ -143,7 +143,7 @@ def _scalar(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return "\x00"  # a nested value fits no column: fails its field's validation
+        return "\x00"  # a nested value fits no column: fails as invalid_value
     text = str(value).strip()
     return text or None
 
@@ -161,7 +161,7 @@ def _jsonl_rows(
                 number += 1
                 try:
                     obj = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                     obj = None
                 if not isinstance(obj, dict):
                     yield number, {MALFORMED: "x"}

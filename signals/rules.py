@@ -5,8 +5,16 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from signals.enums import PartnerType, WindowFlag
+
+NL = ZoneInfo("Europe/Amsterdam")
+
+
+def today_nl() -> dt.date:
+    """Today as a Dutch partner means it: a signal sent just after midnight is not future."""
+    return dt.datetime.now(NL).date()
 
 
 def bsn_valid(bsn: str) -> bool:

@@ -20,6 +20,8 @@ _POSTCODE = re.compile(r"[1-9][0-9]{3}[A-Z]{2}")
 _AMOUNT = re.compile(r"-?[0-9]{1,10}(?:[.,][0-9]{1,2})?")
 _EMAIL = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,63}")
 _PHONE = re.compile(r"\+?[0-9 ()\-]{6,20}")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}-[0-9]{2}-[0-9]{4}", re.ASCII)
 _TRUE = frozenset({"true", "ja", "1", "j", "yes", "y"})
 _FALSE = frozenset({"false", "nee", "0", "n", "no"})
 _GENDERS = {"M": Gender.MAN, "V": Gender.VROUW, "O": Gender.ONBEKEND}
@@ -47,6 +49,10 @@ class _Field(fields.Field):  # type: ignore[type-arg]
             value = str(value)
         if len(value) > self.max_length:
             raise ValidationError(RowCode.TOO_LONG.value)
+        if _CONTROL.search(value):
+            # NUL and other control characters, lone surrogates (from JSON escapes): no
+            # database or later export can hold them faithfully.
+            raise ValidationError(RowCode.INVALID_VALUE.value)
         return self.convert(value)
 
     def convert(self, value: str) -> Any:
@@ -64,12 +70,12 @@ class Date(_Field):
 
     def convert(self, value: str) -> dt.date:
         try:
-            if len(value) == 10 and value[4] == "-":
-                day = dt.date.fromisoformat(value)
-            elif len(value) == 10 and value[2] == "-" and value[5] == "-":
-                day = dt.date(int(value[6:]), int(value[3:5]), int(value[:2]))
-            else:
+            if not _DATE.fullmatch(value):
                 raise ValueError
+            if value[4] == "-":
+                day = dt.date(int(value[:4]), int(value[5:7]), int(value[8:]))
+            else:
+                day = dt.date(int(value[6:]), int(value[3:5]), int(value[:2]))
         except ValueError:
             raise ValidationError(RowCode.INVALID_DATE.value) from None
         if self.past_only and day > self.parent.context_today:  # type: ignore[union-attr]

@@ -112,6 +112,18 @@ def test_refusals(client: Any, world: World, case: str, status: int, code: str |
         assert response.get_json()["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("GET", "/api/v1/nope", 404), ("DELETE", "/api/v1/batches", 405)]
+)
+def test_every_api_error_is_a_problem_document(
+    client: Any, method: str, path: str, status: int
+) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["status"] == status
+
+
 def test_openapi_document(client: Any) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")

@@ -309,7 +309,8 @@ def test_killed_mid_batch_leaves_nothing_and_completes_later(
         assert batch is not None and batch.status.value == "processing"
         assert session.scalar(select(func.count()).select_from(Signal)) == 0
     # The dead worker's lease has run out: the next run takes the batch up and finishes it.
-    vs(runtime, "jobs", "run", "process_batches", VROEGSIGNAAL_BATCH_LEASE_SECONDS="0")
+    time.sleep(1.1)
+    vs(runtime, "jobs", "run", "process_batches", VROEGSIGNAAL_BATCH_LEASE_SECONDS="1")
     with unit_of_work(runtime.sessions) as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None and batch.status.value == "processed"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from signals.crypto import DataProtector
+from signals.crypto import DataProtector, DecryptionError
 from signals.db import unit_of_work
 from signals.enums import BatchSource, SignalStatus, WindowFlag
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
@@ -101,9 +101,10 @@ def test_personal_data_is_not_readable_without_the_data_key(world: World, backen
             assert secret.encode() not in raw
     # Another data key opens nothing.
     other = DataProtector(b"x" * 32)
-    with unit_of_work(world.runtime.sessions) as session, pytest.raises(Exception):
+    with unit_of_work(world.runtime.sessions) as session:
         client = session.scalars(select(Client)).first()
-        assert client is not None
+    assert client is not None
+    with pytest.raises(DecryptionError):
         other.decrypt(client.identity, IDENTITY_CONTEXT)
 
 
@@ -185,7 +186,14 @@ def test_batch_refusals_store_nothing_but_the_refusal(world: World, name: str, c
 
 
 @pytest.mark.parametrize("problem", ["tampered", "missing", "other_partner_key"])
-def test_bad_signature_refused_before_decryption(world: World, problem: str) -> None:
+def test_bad_signature_refused_before_decryption(
+    world: World, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decryption was attempted before the signature checked out")
+
+    monkeypatch.setattr("signals.ingest.decrypt_stream", never)
+    monkeypatch.setattr("signals.envelope.decrypt_stream", never)
     path, sig = openssl_batch(
         world, csv_bytes([row()]), key="rsa2" if problem == "other_partner_key" else "rsa"
     )
@@ -337,3 +345,84 @@ def test_pem_batch_with_either_label(world: World) -> None:
     sig = openssl_sign(path, world.files["rsa.key"])
     report = ingest_file(world.runtime, world.partner_id, path, sig, BatchSource.CLI).report
     assert report["status"] == "processed" and report["rows_accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "code"),
+    [
+        ("nul", "signaal_id", "invalid_value"),
+        ("surrogate", "achternaam", "invalid_value"),
+        ("deep_json", "_row", "invalid_value"),
+        ("nested_value", "achternaam", "invalid_value"),
+    ],
+)
+def test_hostile_values_are_row_refusals_not_crashes(
+    world: World, content: str, field: str, code: str
+) -> None:
+    good = json.dumps(row(signaal_id="S-OK"))
+    bad = {
+        "nul": json.dumps(row(signaal_id="S\x00-1")),
+        "surrogate": json.dumps(row()).replace('"Vries"', '"\\ud800x"'),
+        "deep_json": '{"x":' + "[" * 100_000 + "]" * 100_000 + "}",
+        "nested_value": json.dumps({**row(), "achternaam": {"a": 1}}),
+    }[content]
+    report = _ingest(world, (bad + "\n" + good).encode())
+    assert report["status"] == "processed"
+    assert report["rows_accepted"] == 1
+    assert report["rejections"] == [{"row": 1, "field": field, "code": code}]
+
+
+def test_unexpected_error_is_retried_then_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault of ours: tried batch_max_attempts times, then `processing_error`, no data kept."""
+    import signals.ingest
+
+    calls = []
+
+    def broken(self: object, chunk: list) -> None:
+        calls.append(1)
+        raise RuntimeError("Vries 111222333")  # a message that must never reach the log
+
+    monkeypatch.setattr(signals.ingest._BatchWriter, "write", broken)
+    report = _ingest(world, csv_bytes([row()]))
+    assert (report["status"], report["code"]) == ("failed", "processing_error")
+    assert len(calls) == world.runtime.settings.batch_max_attempts
+    assert _count(world.runtime, Signal) == 0
+    assert "111222333" not in caplog.text and "RuntimeError" in caplog.text
+
+
+def test_a_worker_that_lost_its_claim_cannot_finish(world: World) -> None:
+    from signals.enums import BatchCode
+    from signals.ingest import LostClaim, claim_batch, fail_batch, process_batch, receive_batch
+    from signals.models import Partner
+
+    path, sig = openssl_batch(world, csv_bytes([row()]))
+    runtime = world.runtime
+    with unit_of_work(runtime.sessions) as session:
+        partner = session.get(Partner, world.partner_id)
+        assert partner is not None
+        batch_id = receive_batch(
+            session,
+            runtime.settings,
+            partner=partner,
+            ciphertext=path.read_bytes(),
+            signature=sig.read_bytes(),
+            source=BatchSource.API,
+        ).batch.id
+    with unit_of_work(runtime.sessions) as session:
+        first = claim_batch(session, batch_id, lease_seconds=1)
+    assert first is not None
+    with unit_of_work(runtime.sessions) as session:  # still within the lease: no second claim
+        assert claim_batch(session, batch_id, lease_seconds=3600) is None
+    with unit_of_work(runtime.sessions) as session:  # the lease ran out: taken over
+        second = claim_batch(session, batch_id, lease_seconds=0)
+    assert second is not None and second.attempts == 2
+    with pytest.raises(LostClaim), unit_of_work(runtime.sessions) as session:
+        process_batch(session, runtime.settings, runtime.protector, batch_id, first.token)
+    with pytest.raises(LostClaim), unit_of_work(runtime.sessions) as session:
+        fail_batch(session, batch_id, BatchCode.ENCODING, first.token)
+    assert _count(runtime, Signal) == 0
+    with unit_of_work(runtime.sessions) as session:
+        process_batch(session, runtime.settings, runtime.protector, batch_id, second.token)
+    assert _count(runtime, Signal) == 1

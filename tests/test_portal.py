@@ -111,3 +111,34 @@ def test_security_headers(client: Any) -> None:
     headers = client.get("/login").headers
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "/%09/evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+    ],
+)
+def test_login_never_redirects_off_site(client: Any, world: World, target: str) -> None:
+    password = _user(world, Role.PARTNER, "p@example.nl", world.partner_id)
+    token = _csrf(client, "/login")
+    response = client.post(
+        f"/login?next={target}",
+        data={"email": "p@example.nl", "password": password, "csrf_token": token},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/partner/batches"
+
+
+def test_login_keeps_a_local_next(client: Any, world: World) -> None:
+    password = _user(world, Role.PARTNER, "p@example.nl", world.partner_id)
+    token = _csrf(client, "/login")
+    response = client.post(
+        "/login?next=/partner/batches?x=1",
+        data={"email": "p@example.nl", "password": password, "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/partner/batches?x=1"

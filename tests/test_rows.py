@@ -44,6 +44,10 @@ def test_valid_row_is_normalised() -> None:
         ({"signaal_id": ""}, "signaal_id", "required"),
         ({"signaaldatum": "2026-02-30"}, "signaaldatum", "invalid_date"),
         ({"signaaldatum": "12/01/2026"}, "signaaldatum", "invalid_date"),
+        ({"signaaldatum": "2024-W05-1"}, "signaaldatum", "invalid_date"),
+        ({"signaaldatum": "0\u0661-02-2024"}, "signaaldatum", "invalid_date"),
+        ({"signaaldatum": "01-02-+024"}, "signaaldatum", "invalid_date"),
+        ({"achternaam": "Vries\x00"}, "achternaam", "invalid_value"),
         (
             {
                 "ontstaansdatum": (TODAY - dt.timedelta(days=1)).isoformat(),

@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from config import Settings, load_settings
+from signals.rules import NL
 from signals.runtime import Runtime
 
 csrf = CSRFProtect()
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def create_app(
@@ -46,6 +45,7 @@ def create_app(
     db.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
+    api.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
@@ -59,7 +59,7 @@ def create_app(
     @app.template_filter("local")
     def _local(moment: dt.datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:
         """A stored UTC timestamp as Dutch users read it: Europe/Amsterdam time."""
-        return moment.astimezone(AMSTERDAM).strftime(fmt) if moment else "—"
+        return moment.astimezone(NL).strftime(fmt) if moment else "—"
 
     @app.after_request
     def _headers(response: Any) -> Any:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
 from marshmallow import Schema, fields
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from signals.enums import BatchCode, BatchSource
 from signals.errors import BatchRefused
@@ -18,6 +19,7 @@ from signals.service import partner_by_token
 from webapp.db import commit_even_on_error, get_session
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://vroegsignaal.nl/problems/"
 _STATUS_BY_CODE = {
@@ -48,16 +50,29 @@ def problem(
     return response
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    if isinstance(exc, RequestEntityTooLarge):
-        return problem(
-            413,
-            "Batch too large",
-            "the file is larger than the batch size limit",
-            BatchCode.TOO_LARGE.value,
-        )
-    return problem(exc.code or 500, exc.name, exc.description or exc.name)
+def init_app(app: Flask) -> None:
+    """Every error under ``/api/`` is a problem document, also routing errors and crashes."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if not request.path.startswith("/api/"):
+            return exc
+        if isinstance(exc, RequestEntityTooLarge):
+            return problem(
+                413,
+                "Batch too large",
+                "the file is larger than the batch size limit",
+                BatchCode.TOO_LARGE.value,
+            )
+        return problem(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception) -> Any:
+        # Log the type only: a message could quote what was submitted.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
+        if request.path.startswith("/api/"):
+            return problem(500, "Internal Server Error", "the request could not be completed")
+        return InternalServerError()
 
 
 def _partner() -> Partner | Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -85,6 +86,20 @@ HOME_BY_ROLE = {
 }
 
 
+def _safe_next(target: str, role: Role) -> str:
+    """Only a path on this site: no scheme, no host, no tricks a browser would repair."""
+    parts = urlsplit(target)
+    if (
+        target.startswith("/")
+        and not parts.scheme
+        and not parts.netloc
+        and not any(c == "\\" or ord(c) < 0x20 for c in target)
+        and not target.startswith("//")
+    ):
+        return target
+    return url_for(HOME_BY_ROLE[role])
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
@@ -94,10 +109,7 @@ def login() -> Any:
         if user is not None:
             session.clear()  # a fresh session on log-in: no fixation
             login_user(SessionUser(user))
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for(HOME_BY_ROLE[user.role])
-            return redirect(target)
+            return redirect(_safe_next(request.args.get("next", ""), user.role))
         error = "E-mailadres of wachtwoord onjuist."
     status = 401 if error else 200
     return render_template("login.html", form=form, error=error), status
