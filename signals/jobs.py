@@ -105,7 +105,8 @@ def poll_inbox(runtime: Runtime) -> list[InboxResult]:
     """Job ``poll_inbox``: ingest ``inbox/<partner>/NAME.p7m`` with ``NAME.p7m.sig`` beside it.
 
     Processed files move to ``done/``, refused ones to ``failed/``, each with its report.
-    A ``.p7m`` whose signature file has not arrived yet is left for the next poll.
+    A ``.p7m`` whose signature file has not arrived yet is left for the next poll, until
+    ``inbox_signature_wait_seconds`` have passed: then it is refused (signature_invalid).
     """
     root = Path(runtime.settings.inbox_dir)
     results: list[InboxResult] = []
@@ -113,17 +114,18 @@ def poll_inbox(runtime: Runtime) -> list[InboxResult]:
         return results
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for file in sorted(folder.glob("*.p7m")):
-            signature_file = file.with_name(file.name + ".sig")
-            if not signature_file.exists():
-                continue
+            candidate = file.with_name(file.name + ".sig")
+            signature_file = candidate if candidate.exists() else None
+            waited = time.time() - file.stat().st_mtime
+            if signature_file is None and waited < runtime.settings.inbox_signature_wait_seconds:
+                continue  # the signature may still be on its way; later it is refused
             try:
                 result = ingest_file(runtime, folder.name, file, signature_file, BatchSource.INBOX)
             except Exception as exc:  # the database failed: leave the file for the next poll
                 log.error("inbox file could not be ingested (%s)", type(exc).__name__)
                 continue
-            _move(
-                [file, signature_file], folder / ("done" if result.ok else "failed"), result.report
-            )
+            files = [file] if signature_file is None else [file, signature_file]
+            _move(files, folder / ("done" if result.ok else "failed"), result.report)
             results.append(result)
     return results
 

@@ -240,6 +240,13 @@ def test_inbox_folder(runtime: Runtime, world: World) -> None:
     assert failed["code"] == "decrypt_failed"
     assert (inbox / "done" / "maart.csv.p7m.sig").exists()
     assert (inbox / "mei.csv.p7m").exists()  # its signature has not arrived yet: left waiting
+    # An hour later the signature still has not come: refused, and out of the way.
+    old = time.time() - 3601
+    os.utime(inbox / "mei.csv.p7m", (old, old))
+    out = json.loads(vs(runtime, "jobs", "run", "poll_inbox", "--json").stdout)
+    assert out["jobs"]["poll_inbox"] == 1
+    late = json.loads((inbox / "failed" / "mei.csv.p7m.report.json").read_text())
+    assert late["code"] == "signature_invalid"
 
 
 def test_same_batch_at_the_same_moment_from_two_processes(runtime: Runtime, world: World) -> None:
