@@ -71,6 +71,24 @@ class World:
     token: str
     files: dict[str, Path] = field(default_factory=dict)
 
+    def receive(self, path: Path, sig: Path) -> str:
+        """Receive a batch as the API does (stored, not yet processed); its id."""
+        from signals.enums import BatchSource
+        from signals.ingest import receive_batch
+        from signals.models import Partner
+
+        with unit_of_work(self.runtime.sessions) as session:
+            partner = session.get(Partner, self.partner_id)
+            assert partner is not None
+            return receive_batch(
+                session,
+                self.runtime.settings,
+                partner=partner,
+                ciphertext=path.read_bytes(),
+                signature=sig.read_bytes(),
+                source=BatchSource.API,
+            ).batch.id
+
     def add_partner(
         self, name: str, partner_type: PartnerType = PartnerType.HUUR, key: str = "rsa2"
     ) -> tuple[str, str]:

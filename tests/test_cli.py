@@ -280,22 +280,9 @@ def test_same_batch_at_the_same_moment_from_two_processes(runtime: Runtime, worl
 def test_killed_mid_batch_leaves_nothing_and_completes_later(
     runtime: Runtime, world: World
 ) -> None:
-    from signals.enums import BatchSource
-    from signals.ingest import receive_batch
-    from signals.models import Partner
 
     path, sig = openssl_batch(world, synthetic_csv(30_000, prefix="KILL"))
-    with unit_of_work(runtime.sessions) as session:
-        partner = session.get(Partner, world.partner_id)
-        assert partner is not None
-        batch_id = receive_batch(
-            session,
-            runtime.settings,
-            partner=partner,
-            ciphertext=path.read_bytes(),
-            signature=sig.read_bytes(),
-            source=BatchSource.API,
-        ).batch.id
+    batch_id = world.receive(path, sig)
     worker = subprocess.Popen(
         [VS, "jobs", "run", "process_batches"],
         env=_env(runtime),

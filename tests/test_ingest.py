@@ -394,22 +394,11 @@ def test_unexpected_error_is_retried_then_refused(
 
 def test_a_worker_that_lost_its_claim_cannot_finish(world: World) -> None:
     from signals.enums import BatchCode
-    from signals.ingest import LostClaim, claim_batch, fail_batch, process_batch, receive_batch
-    from signals.models import Partner
+    from signals.ingest import LostClaim, claim_batch, fail_batch, process_batch
 
     path, sig = openssl_batch(world, csv_bytes([row()]))
     runtime = world.runtime
-    with unit_of_work(runtime.sessions) as session:
-        partner = session.get(Partner, world.partner_id)
-        assert partner is not None
-        batch_id = receive_batch(
-            session,
-            runtime.settings,
-            partner=partner,
-            ciphertext=path.read_bytes(),
-            signature=sig.read_bytes(),
-            source=BatchSource.API,
-        ).batch.id
+    batch_id = world.receive(path, sig)
     with unit_of_work(runtime.sessions) as session:
         first = claim_batch(session, batch_id, lease_seconds=1)
     assert first is not None
