@@ -1,0 +1,293 @@
+"""The risk model: an additive boosted model (a GAM), calibrated, with exact reasons.
+
+``Pipeline([("features", HouseholdFeatures()), ("classifier", CalibratedClassifierCV(HGB))])``
+
+* The gradient-boosted trees may not combine features (``interaction_cst=
+  "no_interactions"``): every tree looks at one feature, so the raw score is
+  ``intercept + sum_j f_j(x_j)``. Interactions the domain needs are explicit features.
+* Monotone constraints (:data:`scoring.features.MONOTONE`) make "a higher or older arrear
+  never lowers the risk" true by construction.
+* Calibration is fitted on a *later* slice of the training period (:class:`LaterSlice`),
+  never on a random fold: rows must be in time order when fitting (:func:`fit_model`
+  sorts them). The calibrator is monotone, so the order of households by probability is
+  the order by raw score.
+* Reasons are exact: the contribution of feature ``j`` is ``f(x) - f(x with x_j set to its
+  reference)`` on the raw score; for an additive model the contributions add up to
+  ``f(x) - f(reference)``. Related features are reported together (their contributions
+  summed, which is exact as well).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import sklearn
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from scoring.features import FEATURE_NAMES, MONOTONE, HouseholdFeatures
+from scoring.metrics import expected_calibration_error
+
+MODEL_NAME = "vroegsignaal-gam"
+MODEL_SCHEMA = "0.1"
+CALIBRATION_METHODS = ("sigmoid", "isotonic")
+
+
+class LaterSlice:
+    """One split of time-ordered rows: fit on the earlier part, calibrate on the last part.
+
+    Parameters
+    ----------
+    validation_fraction : float, default=0.25
+        Share of the (time-ordered) rows kept for the calibrator.
+    """
+
+    def __init__(self, validation_fraction: float = 0.25) -> None:
+        self.validation_fraction = validation_fraction
+
+    def get_n_splits(self, X: object = None, y: object = None, groups: object = None) -> int:
+        return 1
+
+    def split(
+        self, X: np.ndarray, y: object = None, groups: object = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        n = len(X)
+        cut = round(n * (1 - self.validation_fraction))
+        yield np.arange(cut), np.arange(cut, n)
+
+
+def _boosting_estimator(random_state: int) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_iter=600,
+        max_leaf_nodes=8,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        interaction_cst="no_interactions",
+        monotonic_cst=[MONOTONE[name] for name in FEATURE_NAMES],
+        early_stopping=True,
+        validation_fraction=0.15,
+        n_iter_no_change=30,
+        random_state=random_state,
+    )
+
+
+def build_model(
+    method: str = "sigmoid", validation_fraction: float = 0.25, random_state: int = 0
+) -> Pipeline:
+    """An unfitted risk model; fit it on rows in time order (or use :func:`fit_model`)."""
+    calibrated = CalibratedClassifierCV(
+        _boosting_estimator(random_state),
+        method=method,
+        cv=LaterSlice(validation_fraction),
+        ensemble=True,
+    )
+    return Pipeline([("features", HouseholdFeatures()), ("classifier", calibrated)])
+
+
+def choose_calibration(
+    X: np.ndarray, y: np.ndarray, random_state: int = 0
+) -> tuple[str, dict[str, float]]:
+    """Pick sigmoid or isotonic calibration on time-ordered training rows, never the test set.
+
+    Boosting on the first 60%, each calibrator on the next 20%, ECE compared on the last 20%.
+    """
+    n = len(y)
+    a, b = int(n * 0.6), int(n * 0.8)
+    base = Pipeline(
+        [("features", HouseholdFeatures()), ("boosting", _boosting_estimator(random_state))]
+    )
+    base.fit(X[:a], y[:a])
+    scores = {}
+    for method in CALIBRATION_METHODS:
+        calibrator = CalibratedClassifierCV(FrozenEstimator(base), method=method)
+        calibrator.fit(X[a:b], y[a:b])
+        scores[method] = expected_calibration_error(y[b:], calibrator.predict_proba(X[b:])[:, 1])
+    return min(scores, key=scores.__getitem__), scores
+
+
+def fit_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    order: np.ndarray | None = None,
+    method: str = "auto",
+    random_state: int = 0,
+) -> Pipeline:
+    """Fit the risk model on raw rows ``X``; ``order`` (e.g. scoring days) sets time order.
+
+    ``method="auto"`` chooses the calibration with :func:`choose_calibration`. The fitted
+    pipeline carries ``metadata_``: name, version, sklearn version, features, calibration,
+    training size and a hash of the training data.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y).astype(int)
+    if order is not None:
+        idx = np.argsort(order, kind="stable")
+        X, y = X[idx], y[idx]
+    calibration_ece: dict[str, float] = {}
+    if method == "auto":
+        method, calibration_ece = choose_calibration(X, y, random_state)
+    model = build_model(method=method, random_state=random_state)
+    model.fit(X, y)
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(X).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    digest.update(repr(sorted(model.get_params(deep=False).items())).encode())
+    data_hash = digest.hexdigest()
+    model.metadata_ = {  # type: ignore[attr-defined]
+        "model_name": MODEL_NAME,
+        "model_version": f"{MODEL_SCHEMA}+{method}.{data_hash[:12]}",
+        "sklearn_version": sklearn.__version__,
+        "features": list(FEATURE_NAMES),
+        "calibration": method,
+        "calibration_ece_selection": calibration_ece,
+        "n_train": len(y),
+        "positives_train": int(y.sum()),
+        "data_sha256": data_hash,
+    }
+    return model
+
+
+def model_version(model: Pipeline) -> str:
+    """The version recorded with every score of this model."""
+    return str(getattr(model, "metadata_", {}).get("model_version", f"{MODEL_SCHEMA}+unversioned"))
+
+
+def _boosting(model: Pipeline) -> HistGradientBoostingClassifier:
+    calibrated = model["classifier"].calibrated_classifiers_
+    if len(calibrated) != 1:
+        raise ValueError("reasons need exactly one additive model (one calibration split)")
+    return calibrated[0].estimator
+
+
+def additive_score(model: Pipeline, X: np.ndarray) -> np.ndarray:
+    """The raw (uncalibrated) additive log-odds score of raw rows ``X``."""
+    return _boosting(model).decision_function(model["features"].transform(X))
+
+
+def contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact per-feature contributions to the raw score, and the reference row's score.
+
+    ``C[i, j] = f(z_i) - f(z_i with z_ij := reference_j)`` in feature space ``z``. For the
+    additive model, ``C[i].sum() == f(z_i) - f(reference)`` (up to float rounding).
+    """
+    features = model["features"]
+    boosting = _boosting(model)
+    Z = features.transform(X)
+    full = boosting.decision_function(Z)
+    out = np.empty_like(Z)
+    for j in range(Z.shape[1]):
+        Zj = Z.copy()
+        Zj[:, j] = features.reference_[j]
+        out[:, j] = full - boosting.decision_function(Zj)
+    reference = float(boosting.decision_function(features.reference_[None, :])[0])
+    return out, reference
+
+
+def _n(value: float) -> str:
+    return f"{round(value):,}".replace(",", ".")
+
+
+def _months(value: float) -> str:
+    m = max(round(value), 1)
+    return "1 maand" if m == 1 else f"{m} maanden"
+
+
+def _eviction(z: dict[str, float]) -> str:
+    days = z["days_until_eviction"]
+    for limit in (14, 30, 60, 90):
+        if days <= limit:
+            return f"ontruimingsdatum binnen {limit} dagen"
+    return "ontruimingsdatum bekend"
+
+
+def _arrears(z: dict[str, float]) -> str:
+    total = f"totaal € {_n(z['total_amount'])}"
+    if z["has_huur"] and z["huur_months"] >= 0.75:
+        return f"huurachterstand van {_months(z['huur_months'])} ({total})"
+    if z["has_huur"]:
+        return f"huurachterstand ({total})"
+    return f"totale achterstand € {_n(z['total_amount'])}"
+
+
+def _growth(z: dict[str, float]) -> str:
+    what = "huurachterstand" if z["huur_growth_months"] > 0 else "achterstand"
+    return f"{what} gegroeid sinds vorig signaal (+€ {_n(z['max_growth_amount'])})"
+
+
+def _also(partner: str, alone: str) -> Callable[[dict[str, float]], str]:
+    return lambda z: f"ook signaal {partner}" if z["n_partners_12m"] > 1 else alone
+
+
+#: Reason groups: the features reported together and their Dutch text.
+REASONS: tuple[tuple[str, tuple[str, ...], Callable[[dict[str, float]], str]], ...] = (
+    ("achterstand", ("has_huur", "huur_months", "total_amount", "max_amount"), _arrears),
+    ("ontruiming", ("eviction_date", "days_until_eviction"), _eviction),
+    ("energie", ("has_energie",), _also("energie", "signaal energieleverancier")),
+    ("water", ("has_water",), _also("water", "signaal drinkwaterbedrijf")),
+    ("zorg", ("has_zorg",), _also("zorgverzekeraar", "signaal zorgverzekeraar")),
+    (
+        "partners",
+        ("n_partners_current", "n_partners_12m"),
+        lambda z: f"signalen van {_n(max(z['n_partners_12m'], z['n_partners_current']))} partners",
+    ),
+    (
+        "herhaling",
+        ("n_signals_6m", "n_signals_12m"),
+        lambda z: f"{_n(z['n_signals_12m'])} signalen in 12 maanden",
+    ),
+    (
+        "andere_achterstand",
+        ("max_other_months",),
+        lambda z: f"achterstand bij energie, water of zorg van {_months(z['max_other_months'])}",
+    ),
+    (
+        "duur",
+        ("max_days_in_arrears",),
+        lambda z: f"achterstand loopt {_n(z['max_days_in_arrears'])} dagen",
+    ),
+    ("groei", ("huur_growth_months", "max_growth_amount"), _growth),
+    (
+        "groei_huur_energie",
+        ("huur_growth_x_energie_current",),
+        lambda z: "huurachterstand groeit terwijl een energiesignaal binnenkomt",
+    ),
+    ("eindelevering", ("end_of_supply",), lambda z: "eindelevering energie aangekondigd"),
+    (
+        "eindelevering_huur",
+        ("end_of_supply_x_huur", "end_of_supply_x_huur_months"),
+        lambda z: "eindelevering energie samen met huurachterstand",
+    ),
+    ("crisis", ("crisis",), lambda z: "crisissignaal van de partner"),
+    ("warm", ("warm_handover",), lambda z: "warme overdracht door de partner"),
+    ("venster", ("outside_window_share",), lambda z: "signaal buiten het convenantvenster"),
+    (
+        "looptijd",
+        ("months_since_first_signal",),
+        lambda z: f"eerste signaal {_months(z['months_since_first_signal'])} geleden",
+    ),
+)
+
+
+def group_contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Exact contributions per reason group (sums of its features' contributions)."""
+    C, _ = contributions(model, X)
+    index = {name: j for j, name in enumerate(FEATURE_NAMES)}
+    G = np.column_stack([C[:, [index[f] for f in feats]].sum(axis=1) for _, feats, _ in REASONS])
+    return G, [key for key, _, _ in REASONS]
+
+
+def reasons(model: Pipeline, X: np.ndarray, top: int = 3) -> list[list[str]]:
+    """Per household, the (at most) ``top`` largest positive contributions as Dutch text."""
+    G, _ = group_contributions(model, X)
+    Z = model["features"].transform(X)
+    out = []
+    for i in range(len(G)):
+        z = dict(zip(FEATURE_NAMES, Z[i].tolist(), strict=True))
+        order = np.argsort(-G[i], kind="stable")[:top]
+        out.append([REASONS[g][2](z) for g in order if G[i, g] > 1e-9])
+    return out
