@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     batch_lease_seconds: int = Field(default=900, ge=1)
     #: Folder with one sub-folder per partner id (``inbox/<partner>/NAME.p7m`` + ``.sig``).
     inbox_dir: str = "instance/inbox"
+    #: Folder of model artifacts (``<version>/model.skops`` + ``model.json``).
+    models_dir: str = "instance/models"
     inbox_poll_seconds: int = Field(default=60, gt=0)
     #: How long a ``.p7m`` in the inbox may wait for its ``.sig`` before it is refused.
     inbox_signature_wait_seconds: int = Field(default=3600, ge=0)

@@ -424,3 +424,90 @@ def ingest(
     if not result.ok:
         click.echo(f"Error: batch refused: {data.get('code', 'failed')}", err=True)
         sys.exit(1)
+
+
+@main.group("model")
+def model_group() -> None:
+    """Risk models: train, evaluate, list (scores and activation come with the scoring job)."""
+
+
+def _model_folder(runtime: Runtime, version: str | None) -> Path:
+    root = Path(runtime.settings.models_dir)
+    if version:
+        folder = root / version
+        if not (folder / "model.skops").is_file():
+            raise _fail(f"no model {version} in {root}")
+        return folder
+    folders = sorted(
+        (p for p in root.glob("*") if (p / "model.json").is_file()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not folders:
+        raise _fail(f"no trained model in {root}: run `vroegsignaal model train` first")
+    return folders[-1]
+
+
+@model_group.command("train", with_appcontext=False)
+@click.option("--households", default=200_000, show_default=True)
+@click.option("--seed", default=2026, show_default=True)
+@json_option
+def model_train(households: int, seed: int, as_json: bool) -> None:
+    """Train on the synthetic cohort (until local outcomes exist) and store the artifact."""
+    from scoring.artifacts import save, train_synthetic
+    from scoring.evaluation import gates
+
+    runtime = _runtime()
+    model, report = train_synthetic(households=households, seed=seed)
+    failed = gates(report)
+    folder = save(
+        model, Path(runtime.settings.models_dir), {"evaluation": report, "gates_failed": failed}
+    )
+    data = {"model_version": report["model_version"], "path": str(folder), "gates_failed": failed}
+    _emit(
+        as_json,
+        data,
+        f"model {data['model_version']} stored in {folder}"
+        + "".join(f"\n  gate failed: {g}" for g in failed),
+    )
+
+
+@model_group.command("evaluate", with_appcontext=False)
+@click.option("--version", "version", help="a stored model version (default: the newest)")
+@json_option
+def model_evaluate(version: str | None, as_json: bool) -> None:
+    """The evaluation report of a stored model, measured again on its later window."""
+    from scoring.artifacts import ArtifactError, evaluate_artifact, load
+    from scoring.evaluation import gates
+
+    runtime = _runtime()
+    try:
+        model, metadata = load(_model_folder(runtime, version))
+        report = evaluate_artifact(model, metadata)
+    except ArtifactError as exc:
+        raise _fail(str(exc)) from None
+    report["gates_failed"] = gates(report)
+    _emit(as_json, report, "\n".join(f"{k}: {v}" for k, v in report.items()))
+
+
+@model_group.command("list", with_appcontext=False)
+@json_option
+def model_list(as_json: bool) -> None:
+    """Stored model artifacts, newest last."""
+    runtime = _runtime()
+    root = Path(runtime.settings.models_dir)
+    models = []
+    for folder in sorted(root.glob("*/model.json"), key=lambda p: p.stat().st_mtime):
+        meta = json.loads(folder.read_text())
+        models.append(
+            {
+                "model_version": meta.get("model_version"),
+                "path": str(folder.parent),
+                "training_data": meta.get("training_data", {}).get("kind"),
+                "gates_failed": meta.get("gates_failed", []),
+            }
+        )
+    _emit(
+        as_json,
+        {"models": models},
+        "\n".join(f"{m['model_version']}  {m['training_data']}" for m in models) or "none",
+    )
