@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
+import scoring.models  # noqa: F401  (every table the migrations create)
 from config import ConfigError, load_settings
 from signals.db import Base, unit_of_work
 from signals.enums import Gender, PartnerType, SignalStatus

@@ -511,3 +511,28 @@ def model_list(as_json: bool) -> None:
         {"models": models},
         "\n".join(f"{m['model_version']}  {m['training_data']}" for m in models) or "none",
     )
+
+
+@model_group.command("activate", with_appcontext=False)
+@click.option("--gemeente", required=True)
+@click.option("--version", "version", help="a stored model version (default: the newest)")
+@click.option("--by", "by", default=None, help="who decides (default: the operator's login)")
+@json_option
+def model_activate(gemeente: str, version: str | None, by: str | None, as_json: bool) -> None:
+    """Make a model the municipality's active one; refused unless it passes every gate."""
+    import getpass
+
+    from scoring.service import ModelRefused, activate_model, register_model
+
+    runtime = _runtime()
+    folder = _model_folder(runtime, version)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            record = register_model(session, folder)
+            activate_model(
+                session, get_municipality(session, gemeente), record, by or getpass.getuser()
+            )
+            data = {"gemeente": gemeente, "model_version": record.version, "active": True}
+    except (ModelRefused, NotFound) as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"model {data['model_version']} is active for {gemeente}")
