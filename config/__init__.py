@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     #: How long a ``.p7m`` in the inbox may wait for its ``.sig`` before it is refused.
     inbox_signature_wait_seconds: int = Field(default=3600, ge=0)
     ingest_poll_seconds: int = Field(default=10, gt=0)
+    scoring_poll_seconds: int = Field(default=60, gt=0)
     #: Rows written per database round trip during ingest.
     ingest_chunk_rows: int = Field(default=2000, gt=0)
     #: A batch whose processing failed unexpectedly this often is refused (processing_error).

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from signals.db import Base, utcnow
-from signals.models import Municipality
+from signals.models import BigId, Municipality
 
 
 class ModelVersion(Base):
@@ -43,3 +43,28 @@ class ActiveModel(Base):
 
     municipality: Mapped[Municipality] = relationship()
     model_version: Mapped[ModelVersion] = relationship()
+
+
+class HouseholdScore(Base):
+    """The risk score of one household under one model version, with its reasons.
+
+    A household is recognised by the keyed hash of its BSN, else of its address. The score
+    orders outreach; it never withholds help.
+    """
+
+    __tablename__ = "household_scores"
+    __table_args__ = (UniqueConstraint("municipality_id", "household_key", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(
+        ForeignKey("municipalities.id", ondelete="CASCADE")
+    )
+    household_key: Mapped[str] = mapped_column(String(64))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    probability: Mapped[float]
+    band: Mapped[str] = mapped_column(String(8))
+    #: The top three contributions in plain Dutch.
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    #: The newest signal the score has seen: a newer one makes the household due again.
+    last_signal_id: Mapped[int] = mapped_column(BigInteger)
+    scored_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

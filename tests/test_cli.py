@@ -317,6 +317,7 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
     assert json.loads(vs(runtime, "jobs", "run", "--all", "--json").stdout)["jobs"] == {
         "process_batches": 0,
         "poll_inbox": 0,
+        "score_households": 0,
     }
     result = vs(runtime, "jobs", "run", "nope", check=False)
     assert result.returncode != 0 and "unknown job" in result.stderr

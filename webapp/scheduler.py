@@ -8,6 +8,7 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from scoring import jobs as scoring_jobs
 from signals import jobs as signal_jobs
 from signals.runtime import Runtime
 
@@ -15,6 +16,7 @@ from signals.runtime import Runtime
 JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "process_batches": (signal_jobs.process_pending_batches, "ingest_poll_seconds"),
     "poll_inbox": (signal_jobs.poll_inbox, "inbox_poll_seconds"),
+    "score_households": (scoring_jobs.score_households, "scoring_poll_seconds"),
 }
 
 

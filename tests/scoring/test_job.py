@@ -1,0 +1,85 @@
+"""The scoring job over stored signals: every household scored once, again when it changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sklearn.pipeline import Pipeline
+from sqlalchemy import func, select
+
+from scoring.artifacts import save
+from scoring.evaluation import evaluate_model
+from scoring.jobs import score_households
+from scoring.models import HouseholdScore
+from scoring.service import activate_model, register_model
+from scoring.synthetic import Cohort
+from signals.db import unit_of_work
+from signals.enums import BatchSource
+from signals.jobs import ingest_file
+from signals.models import Municipality, Signal
+from tests.factories import World, csv_bytes, openssl_batch, row, synthetic_csv
+
+
+def _activate(world: World, model: Pipeline, test: Cohort, tmp_path: Path) -> None:
+    folder = save(
+        model, tmp_path / "models", {"evaluation": evaluate_model(model, test, k_fraction=0.10)}
+    )
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        activate_model(session, municipality, register_model(session, folder), "test")
+
+
+def _ingest(world: World, data: bytes, name: str) -> None:
+    path, sig = openssl_batch(world, data, name=name)
+    report = ingest_file(world.runtime, world.partner_id, path, sig, BatchSource.CLI).report
+    assert report["status"] == "processed", report
+
+
+def test_households_are_scored_once_and_again_when_they_change(
+    world: World, model: Pipeline, split: tuple[Cohort, Cohort], tmp_path: Path
+) -> None:
+    _ingest(world, synthetic_csv(400, prefix="A"), "a.p7m")
+    runtime = world.runtime
+    assert score_households(runtime) == 0  # no active model: nothing is scored
+    _activate(world, model, split[1], tmp_path)
+    with unit_of_work(runtime.readers) as session:
+        households = session.scalar(
+            select(func.count(func.distinct(func.coalesce(Signal.bsn_hash, Signal.address_hash))))
+        )
+    scored = score_households(runtime)
+    assert scored == households > 100
+    assert score_households(runtime) == 0  # nothing new: nothing to do
+    with unit_of_work(runtime.readers) as session:
+        scores = session.scalars(select(HouseholdScore)).all()
+    assert len(scores) == households
+    assert {s.band for s in scores} <= {"hoog", "midden", "laag"}
+    assert all(0 <= s.probability <= 1 for s in scores)
+    assert any(s.reasons for s in scores)
+    assert all(isinstance(text, str) and text for s in scores for text in s.reasons)
+    # A new signal for one household: only that one is scored again, and its risk is no
+    # lower for a second, larger arrear.
+    _ingest(world, csv_bytes([row(signaal_id="N-1", bsn="111222333", bedrag="900")]), "b.p7m")
+    score_households(runtime)
+    _ingest(
+        world,
+        csv_bytes(
+            [
+                row(
+                    signaal_id="N-2",
+                    bsn="111222333",
+                    bedrag="2900",
+                    ontstaansdatum=row()["ontstaansdatum"],
+                )
+            ]
+        ),
+        "c.p7m",
+    )
+    with unit_of_work(runtime.readers) as session:
+        before = session.scalars(select(HouseholdScore).order_by(HouseholdScore.id.desc())).first()
+        assert before is not None
+        first_probability = before.probability
+    assert score_households(runtime) == 1
+    with unit_of_work(runtime.readers) as session:
+        after = session.get(HouseholdScore, before.id)
+        assert after is not None and after.probability >= first_probability
