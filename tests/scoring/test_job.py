@@ -83,3 +83,30 @@ def test_households_are_scored_once_and_again_when_they_change(
     with unit_of_work(runtime.readers) as session:
         after = session.get(HouseholdScore, before.id)
         assert after is not None and after.probability >= first_probability
+
+
+def test_a_newly_activated_model_scores_every_household_afresh(
+    world: World, model: Pipeline, split: tuple[Cohort, Cohort], tmp_path: Path
+) -> None:
+    import copy
+
+    _ingest(world, synthetic_csv(120, prefix="B"), "a.p7m")
+    _activate(world, model, split[1], tmp_path)
+    first = score_households(world.runtime)
+    challenger = copy.deepcopy(model)
+    challenger.metadata_ = {**model.metadata_, "model_version": "0.1+challenger"}
+    folder = save(
+        challenger,
+        tmp_path / "models",
+        {
+            "evaluation": {
+                **evaluate_model(model, split[1], k_fraction=0.10),
+                "model_version": "0.1+challenger",
+            }
+        },
+    )
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        activate_model(session, municipality, register_model(session, folder), "test")
+    assert score_households(world.runtime) == first
