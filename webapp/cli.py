@@ -536,3 +536,28 @@ def model_activate(gemeente: str, version: str | None, by: str | None, as_json: 
     except (ModelRefused, NotFound) as exc:
         raise _fail(str(exc)) from None
     _emit(as_json, data, f"model {data['model_version']} is active for {gemeente}")
+
+
+@model_group.command("docs", with_appcontext=False)
+@click.option("--version", "version", help="a stored model version (default: the newest)")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("docs"),
+    show_default=True,
+)
+def model_docs(version: str | None, out: Path) -> None:
+    """Write docs/model-card.md and docs/algoritmeregister.md from the model's evaluation."""
+    from scoring.artifacts import ArtifactError, evaluate_artifact, load
+    from scoring.docs import algoritmeregister, model_card
+
+    runtime = _runtime()
+    try:
+        model, metadata = load(_model_folder(runtime, version))
+        report = evaluate_artifact(model, metadata)
+    except ArtifactError as exc:
+        raise _fail(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model-card.md").write_text(model_card(metadata, report))
+    (out / "algoritmeregister.md").write_text(algoritmeregister(metadata, report))
+    click.echo(f"wrote {out / 'model-card.md'} and {out / 'algoritmeregister.md'}")
