@@ -471,20 +471,25 @@ def model_train(households: int, seed: int, as_json: bool) -> None:
     )
 
 
+def _evaluated(version: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A stored model's metadata and its report, measured again on its later window."""
+    from scoring.artifacts import ArtifactError, evaluate_artifact, load
+
+    try:
+        model, metadata = load(_model_folder(_runtime(), version))
+        return metadata, evaluate_artifact(model, metadata)
+    except ArtifactError as exc:
+        raise _fail(str(exc)) from None
+
+
 @model_group.command("evaluate", with_appcontext=False)
 @click.option("--version", "version", help="a stored model version (default: the newest)")
 @json_option
 def model_evaluate(version: str | None, as_json: bool) -> None:
     """The evaluation report of a stored model, measured again on its later window."""
-    from scoring.artifacts import ArtifactError, evaluate_artifact, load
     from scoring.evaluation import gates
 
-    runtime = _runtime()
-    try:
-        model, metadata = load(_model_folder(runtime, version))
-        report = evaluate_artifact(model, metadata)
-    except ArtifactError as exc:
-        raise _fail(str(exc)) from None
+    _, report = _evaluated(version)
     report["gates_failed"] = gates(report)
     _emit(as_json, report, "\n".join(f"{k}: {v}" for k, v in report.items()))
 
@@ -548,15 +553,9 @@ def model_activate(gemeente: str, version: str | None, by: str | None, as_json: 
 )
 def model_docs(version: str | None, out: Path) -> None:
     """Write docs/model-card.md and docs/algoritmeregister.md from the model's evaluation."""
-    from scoring.artifacts import ArtifactError, evaluate_artifact, load
     from scoring.docs import algoritmeregister, model_card
 
-    runtime = _runtime()
-    try:
-        model, metadata = load(_model_folder(runtime, version))
-        report = evaluate_artifact(model, metadata)
-    except ArtifactError as exc:
-        raise _fail(str(exc)) from None
+    metadata, report = _evaluated(version)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model-card.md").write_text(model_card(metadata, report))
     (out / "algoritmeregister.md").write_text(algoritmeregister(metadata, report))
