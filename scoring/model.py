@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -169,11 +170,13 @@ def additive_score(model: Pipeline, X: np.ndarray) -> np.ndarray:
     return _boosting(model).decision_function(model["features"].transform(X))
 
 
-def contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, float]:
-    """Exact per-feature contributions to the raw score, and the reference row's score.
+def contributions_direct(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact per-feature contributions by re-scoring: the definition, slow but plain.
 
     ``C[i, j] = f(z_i) - f(z_i with z_ij := reference_j)`` in feature space ``z``. For the
-    additive model, ``C[i].sum() == f(z_i) - f(reference)`` (up to float rounding).
+    additive model, ``C[i].sum() == f(z_i) - f(reference)`` (up to float rounding). One
+    extra scoring pass per feature; :func:`contributions` gives the same numbers from
+    per-feature tables and is what the scoring job uses.
     """
     features = model["features"]
     boosting = _boosting(model)
@@ -186,6 +189,74 @@ def contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, float]:
         out[:, j] = full - boosting.decision_function(Zj)
     reference = float(boosting.decision_function(features.reference_[None, :])[0])
     return out, reference
+
+
+class ShapeTables:
+    """The additive model written out as one step function per feature.
+
+    With ``interaction_cst="no_interactions"`` every tree splits on one feature only, so
+    ``f_j`` changes value only at the split thresholds of the trees on feature ``j``. A
+    tree sends ``x`` left when ``x <= threshold``, so every ``x`` in ``(t_{i-1}, t_i]``
+    scores as ``t_i`` does: one scoring pass over those points (on the reference row)
+    gives ``f_j(v) - f_j(reference_j)`` for every ``v``, exactly. Reading the thresholds
+    uses the fitted trees' node arrays (``_predictors``, not public API); the tests check
+    the tables against :func:`contributions_direct`.
+    """
+
+    def __init__(self, model: Pipeline) -> None:
+        features = model["features"]
+        boosting = _boosting(model)
+        reference = features.reference_
+        n_features = len(reference)
+        thresholds: list[set[float]] = [set() for _ in range(n_features)]
+        for trees in boosting._predictors:
+            for tree in trees:
+                nodes = tree.nodes[~tree.nodes["is_leaf"].astype(bool)]
+                for j, t in zip(nodes["feature_idx"], nodes["num_threshold"], strict=True):
+                    thresholds[int(j)].add(float(t))
+        self.thresholds = [np.array(sorted(t)) for t in thresholds]
+        grid = [
+            np.r_[t, np.nextafter(t[-1], np.inf)] if len(t) else np.zeros(1)
+            for t in self.thresholds
+        ]
+        rows = np.repeat(reference[None, :], sum(len(g) for g in grid), axis=0)
+        at = 0
+        for j, g in enumerate(grid):
+            rows[at : at + len(g), j] = g
+            at += len(g)
+        self.reference_score = float(boosting.decision_function(reference[None, :])[0])
+        scores = boosting.decision_function(rows) - self.reference_score
+        self.values, at = [], 0
+        for g in grid:
+            self.values.append(scores[at : at + len(g)])
+            at += len(g)
+
+    def contributions(self, Z: np.ndarray) -> np.ndarray:
+        """Contributions of feature rows ``Z`` (after ``HouseholdFeatures``)."""
+        out = np.empty_like(Z)
+        for j, (t, v) in enumerate(zip(self.thresholds, self.values, strict=True)):
+            out[:, j] = v[np.searchsorted(t, Z[:, j], side="left")] if len(t) else 0.0
+        return out
+
+
+_TABLES: weakref.WeakKeyDictionary[Pipeline, ShapeTables] = weakref.WeakKeyDictionary()
+
+
+def shape_tables(model: Pipeline) -> ShapeTables:
+    """The model's :class:`ShapeTables`, built once per fitted model (kept beside it)."""
+    tables = _TABLES.get(model)
+    if tables is None:
+        tables = _TABLES[model] = ShapeTables(model)
+    return tables
+
+
+def contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact per-feature contributions to the raw score, and the reference row's score.
+
+    The same numbers as :func:`contributions_direct`, read from :class:`ShapeTables`.
+    """
+    tables = shape_tables(model)
+    return tables.contributions(model["features"].transform(X)), tables.reference_score
 
 
 def _n(value: float) -> str:

@@ -7,7 +7,13 @@ from sklearn.pipeline import Pipeline
 
 from scoring.aggregates import COLUMN, PARTNER_KEYS, RAW_COLUMNS
 from scoring.features import FEATURE_NAMES, raw_matrix
-from scoring.model import additive_score, contributions, model_version, reasons
+from scoring.model import (
+    additive_score,
+    contributions,
+    contributions_direct,
+    model_version,
+    reasons,
+)
 from scoring.synthetic import Cohort
 
 
@@ -35,6 +41,19 @@ def test_contributions_are_exact(model: Pipeline, split: tuple[Cohort, Cohort]) 
     assert np.allclose(C.sum(axis=1), additive_score(model, raw) - reference, atol=1e-9)
     # Monotone features measured from their "no signal" end only ever add risk.
     assert (C[:, FEATURE_NAMES.index("huur_months")] >= -1e-12).all()
+
+
+def test_shape_tables_give_the_contributions_of_rescoring(
+    model: Pipeline, split: tuple[Cohort, Cohort]
+) -> None:
+    raw = raw_matrix(split[1])[:2_000]
+    # Values exactly on, just above and far beyond the split points must agree too.
+    raw[:50, COLUMN["huur_amount"]] = np.linspace(0, 20_000, 50)
+    raw[50:100, COLUMN["huur_days"]] = np.arange(50) * 7.0
+    fast, reference = contributions(model, raw)
+    slow, reference_direct = contributions_direct(model, raw)
+    assert reference == reference_direct
+    assert np.allclose(fast, slow, rtol=0, atol=1e-9)
 
 
 def test_reasons_name_eviction_and_rent_arrears_in_dutch(model: Pipeline) -> None:
