@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-import scoring.models  # noqa: F401  (every table the migrations create)
 from config import ConfigError, load_settings
+from scoring.models import HouseholdScore
 from signals.db import Base, unit_of_work
 from signals.enums import Gender, PartnerType, SignalStatus
 from signals.models import Batch, Partner, PartnerKey, Signal, User
@@ -63,9 +64,11 @@ def test_ddas_value_lists_are_verbatim() -> None:
     assert sorted(m.value for m in Gender) == sorted(defs["geslacht"]["enum"])
 
 
-def test_demo_is_real_and_idempotent(runtime: Runtime) -> None:
+def test_demo_is_real_and_idempotent(runtime: Runtime, passing_artifact: Path) -> None:
     from webapp.demo import load_demo
 
+    # A stored model that passes the gates is used instead of training the demo's own.
+    shutil.copytree(passing_artifact, Path(runtime.settings.models_dir) / passing_artifact.name)
     first = load_demo(runtime, n_signals=400)
     assert first["loaded"] and first["batches"] == 24
     assert {u["role"] for u in first["users"]} == {"admin", "counsellor", "analyst", "partner"}
@@ -87,6 +90,17 @@ def test_demo_is_real_and_idempotent(runtime: Runtime) -> None:
             ).all()
         )
     assert signals == first["rows_accepted"] > 350
+    # The active model scored every household, each with a band and Dutch reasons.
+    assert first["model_version"] == passing_artifact.name
+    with unit_of_work(runtime.readers) as session:
+        scores = session.scalars(select(HouseholdScore)).all()
+        households = session.scalar(
+            select(func.count(func.distinct(func.coalesce(Signal.bsn_hash, Signal.address_hash))))
+        )
+    assert first["households_scored"] == len(scores) > 0
+    assert len(scores) <= households
+    assert {s.band for s in scores} <= {"hoog", "midden", "laag"}
+    assert all(s.reasons and s.model_version_id for s in scores)
     assert shares[PartnerType.ZORG] > shares[PartnerType.WATER]
     again = load_demo(runtime, n_signals=400)
     assert not again["loaded"]

@@ -19,6 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import func, select
 
+from scoring.artifacts import save, train_synthetic
+from scoring.evaluation import gates
+from scoring.jobs import score_households
+from scoring.service import activate_model, active_model, register_model
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.envelope import PrivateKey, load_certificate, pack
@@ -70,7 +74,10 @@ def _month_starts(today: dt.date, months: int) -> list[tuple[dt.date, dt.date]]:
 
 
 def load_demo(
-    runtime: Runtime, n_signals: int = 3000, today: dt.date | None = None
+    runtime: Runtime,
+    n_signals: int = 3000,
+    today: dt.date | None = None,
+    model_households: int = 200_000,
 ) -> dict[str, Any]:
     today = today or dt.date.today()
     demo_dir = Path(runtime.settings.inbox_dir).parent / "demo"
@@ -82,7 +89,8 @@ def load_demo(
         )
     if already and logins_file.exists():
         logins = json.loads(logins_file.read_text())
-        return {"loaded": False, "gemeente": GEMEENTE[0], "users": logins}
+        model = demo_model(runtime, model_households)
+        return {"loaded": False, "gemeente": GEMEENTE[0], "users": logins, **model}
 
     partner_ids: dict[PartnerType, str] = {}
     users: list[dict[str, str]] = []
@@ -154,11 +162,53 @@ def load_demo(
             (folder / name).write_bytes(p7m)
             (folder / (name + ".sig")).write_bytes(signature)
     results = poll_inbox(runtime)
+    model = demo_model(runtime, model_households)
     return {
         "loaded": True,
+        "model_version": model["model_version"],
+        "households_scored": model["households_scored"],
         "gemeente": GEMEENTE[0],
         "batches": len(results),
         "rows_accepted": sum(r.report.get("rows_accepted", 0) for r in results),
         "rows_rejected": sum(r.report.get("rows_rejected", 0) for r in results),
         "users": users,
     }
+
+
+def _passing_artifact(root: Path) -> Path | None:
+    """The newest stored model that passed every gate, if any (saves training it again)."""
+    for meta in sorted(root.glob("*/model.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        data = json.loads(meta.read_text())
+        if data.get("evaluation") and not gates(data["evaluation"]):
+            return meta.parent
+    return None
+
+
+def demo_model(runtime: Runtime, households: int = 200_000) -> dict[str, Any]:
+    """Train, register and activate the risk model once, then score the demo's households.
+
+    The model is trained on the synthetic cohort (there are no local outcomes in a demo);
+    it is activated only because it passes every gate, exactly as
+    ``vroegsignaal model activate`` would.
+    """
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.scalar(select(Municipality).where(Municipality.code == GEMEENTE[0]))
+        record = active_model(session, municipality) if municipality else None
+        version = record.version if record else None
+    if version is None:
+        folder = _passing_artifact(Path(runtime.settings.models_dir))
+        if folder is None:
+            model, report = train_synthetic(households=households)
+            folder = save(
+                model,
+                Path(runtime.settings.models_dir),
+                {"evaluation": report, "gates_failed": gates(report)},
+            )
+        with unit_of_work(runtime.sessions) as session:
+            municipality = session.scalars(
+                select(Municipality).where(Municipality.code == GEMEENTE[0])
+            ).one()
+            record = register_model(session, folder)
+            activate_model(session, municipality, record, by="demo")
+            version = record.version
+    return {"model_version": version, "households_scored": score_households(runtime)}
