@@ -10,6 +10,7 @@ from typing import Any
 
 from scoring.evaluation import (
     GATE_AUC_VS_ORACLE,
+    GATE_CHAMPION_AUC_TOLERANCE,
     GATE_ECE,
     GATE_RULE_LIFT,
     GATE_SLOPE,
@@ -28,6 +29,16 @@ PURPOSE = (
 
 def _f(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _auc_gate(report: dict[str, Any]) -> str:
+    if report.get("oracle_auc") is not None:
+        return f"≥ {GATE_AUC_VS_ORACLE} × oracle AUC ({_f(report['oracle_auc'])})"
+    champion = report.get("champion") or {}
+    return (
+        f"≥ champion's AUC − {GATE_CHAMPION_AUC_TOLERANCE} ({_f(champion.get('auc'))}, "
+        f"{champion.get('model_version', 'none')})"
+    )
 
 
 def model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
@@ -83,8 +94,7 @@ def model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "",
         "| metric | value | gate |",
         "|---|---:|---|",
-        f"| AUC | {_f(report['auc'])} | ≥ {GATE_AUC_VS_ORACLE} × oracle AUC "
-        f"({_f(report['oracle_auc'])}) |",
+        f"| AUC | {_f(report['auc'])} | {_auc_gate(report)} |",
         f"| expected calibration error ({report.get('ece_bins', 10)} bins) | "
         f"{_f(report['ece'], 4)} | ≤ {GATE_ECE} |",
         f"| calibration slope | {_f(report['calibration_slope'])} | {GATE_SLOPE[0]}–"
@@ -119,8 +129,18 @@ def model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
             if data.get("kind") == "synthetic"
             else "- Trained on local outcomes: check the figures again after every retraining."
         ),
-        "- A live bias check keeps running after release; a model that fails a gate cannot be "
-        "activated.",
+        f"- The list size k ({report['k']}, {_f(report.get('k_fraction', 0.0))} of the "
+        "households) is the monthly outreach capacity of 0.33 FTE per 10,000 inhabitants, "
+        "assuming one FTE works about 20 intensive cases a month (about 120 productive hours, "
+        "some 6 hours per case for several attempts including a call or a home visit). "
+        "`scoring.evaluation.outreach_k` states the whole conversion; another capacity gives "
+        "another k.",
+        "- Local outcomes replace the synthetic cohort once there are enough: labels come from "
+        "the live data (a later signal with an `ontruimingsdatum`, a recorded eviction, "
+        "disconnection or eviction procedure), and `vroegsignaal model retrain` trains a "
+        "challenger on the earlier months and compares it with the active model on the later "
+        "ones, fairness gate included. A person activates it; a model that fails a gate "
+        "cannot be activated.",
         "",
     ]
     return "\n".join(lines)

@@ -11,20 +11,18 @@ import datetime as dt
 import logging
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scoring.aggregates import PARTNERS, SIGNAL_DTYPE, aggregate
+from scoring.aggregates import aggregate
 from scoring.artifacts import load
 from scoring.model import reasons
 from scoring.models import ActiveModel, HouseholdScore, ModelVersion
+from scoring.stored import day_number, load_signals, month_number
 from signals.db import unit_of_work, utcnow
-from signals.enums import WindowFlag
-from signals.models import Signal
 from signals.rules import today_nl
 from signals.runtime import Runtime
 
@@ -32,8 +30,6 @@ log = logging.getLogger(__name__)
 
 #: Probability bands the counsellor sees (never the number as a verdict).
 BANDS = ((0.15, "hoog"), (0.05, "midden"), (0.0, "laag"))
-_PARTNER_INDEX = {partner: i for i, partner in enumerate(PARTNERS)}
-ORIGIN = dt.date(2000, 1, 1)
 
 
 def band(probability: float) -> str:
@@ -46,59 +42,17 @@ def _model(path: str) -> Pipeline:
     return model
 
 
-def _signals(session: Session, municipality_id: int, since: dt.date) -> list[Any]:
-    household = func.coalesce(Signal.bsn_hash, Signal.address_hash)
-    return list(
-        session.execute(
-            select(
-                household,
-                Signal.id,
-                Signal.partner_type,
-                Signal.signal_date,
-                Signal.arrears_start_date,
-                Signal.amount,
-                Signal.monthly_amount,
-                Signal.crisis,
-                Signal.warm_handover,
-                Signal.end_of_supply,
-                Signal.eviction_date,
-                Signal.window_flag,
-            ).where(Signal.municipality_id == municipality_id, Signal.signal_date >= since)
-        )
-    )
-
-
 def score_municipality(session: Session, active: ActiveModel, today: dt.date | None = None) -> int:
     """Score the households of one municipality whose signals changed; returns how many."""
     today = today or today_nl()
     version: ModelVersion = active.model_version
-    rows = _signals(session, active.municipality_id, today - dt.timedelta(days=366))
-    rows = [r for r in rows if r.partner_type in _PARTNER_INDEX]
-    if not rows:
+    stored = load_signals(
+        session, active.municipality_id, since=today - dt.timedelta(days=366), until=today
+    )
+    if not stored.keys:
         return 0
-    keys = sorted({r[0] for r in rows})
-    index = {key: i for i, key in enumerate(keys)}
-    newest = np.zeros(len(keys), dtype=np.int64)
-    signals = np.zeros(len(rows), dtype=SIGNAL_DTYPE)
-    origin = ORIGIN.toordinal()  # days are counted from a fixed origin, as in the cohort
-    for i, r in enumerate(rows):
-        h = index[r[0]]
-        newest[h] = max(newest[h], r.id)
-        months_back = (today.year - r.signal_date.year) * 12 + today.month - r.signal_date.month
-        signals[i] = (
-            h,
-            _PARTNER_INDEX[r.partner_type],
-            months_back,
-            r.signal_date.toordinal() - origin,
-            r.arrears_start_date.toordinal() - origin,
-            float(r.amount),
-            float(r.monthly_amount or 0),
-            r.crisis,
-            r.warm_handover,
-            r.end_of_supply,
-            r.eviction_date.toordinal() - origin if r.eviction_date else -1,
-            r.window_flag in (WindowFlag.TOO_EARLY, WindowFlag.TOO_LATE),
-        )
+    keys = stored.keys
+    newest = stored.newest_id()
     seen = dict(
         session.execute(
             select(HouseholdScore.household_key, HouseholdScore.last_signal_id).where(
@@ -110,7 +64,8 @@ def score_municipality(session: Session, active: ActiveModel, today: dt.date | N
     due = np.array([seen.get(key, 0) < newest[i] for i, key in enumerate(keys)])
     if not due.any():
         return 0
-    raw = aggregate(signals, np.full(len(keys), today.toordinal() - origin))[due]
+    signals = stored.as_of(month_number(today))
+    raw = aggregate(signals, np.full(len(keys), day_number(today)))[due]
     model = _model(version.artifact_path)
     probability = model.predict_proba(raw)[:, 1]
     texts = reasons(model, raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 ECE_BINS = 10
 
@@ -28,19 +29,32 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
 def calibration_slope(y: np.ndarray, p: np.ndarray, eps: float = 1e-6) -> float:
     """Slope of the logistic regression of the outcome on ``logit(p)`` (1 is ideal).
 
-    Fitted without a penalty by Newton-Raphson (two parameters), so no solver warnings.
+    Fitted without a penalty by damped Newton-Raphson (two parameters), so no solver warnings.
     """
     y = np.asarray(y, dtype=float)
     q = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
     x = np.log(q / (1 - q))
     design = np.column_stack([np.ones_like(x), x])
+
+    def log_likelihood(b: np.ndarray) -> float:
+        eta = design @ b
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
     beta = np.array([0.0, 1.0])
-    for _ in range(50):
-        mu = 1.0 / (1.0 + np.exp(-(design @ beta)))
+    current = log_likelihood(beta)
+    for _ in range(100):
+        mu = expit(design @ beta)
         w = mu * (1 - mu)
-        hessian = design.T @ (design * w[:, None])
+        hessian = design.T @ (design * w[:, None]) + 1e-12 * np.eye(2)
         step = np.linalg.solve(hessian, design.T @ (y - mu))
-        beta = beta + step
+        # Damped Newton: halve the step until the likelihood does not drop (a badly
+        # calibrated score would make the plain step overshoot).
+        for _ in range(30):
+            candidate = log_likelihood(beta + step)
+            if candidate >= current - 1e-12:
+                break
+            step = step / 2
+        beta, current = beta + step, candidate
         if np.max(np.abs(step)) < 1e-10:
             break
     return float(beta[1])

@@ -68,3 +68,26 @@ class HouseholdScore(Base):
     #: The newest signal the score has seen: a newer one makes the household due again.
     last_signal_id: Mapped[int] = mapped_column(BigInteger)
     scored_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OutcomeEvent(Base):
+    """Something that happened to a household that the risk model should have foreseen.
+
+    A recorded eviction (``ontruiming``), a disconnection (``afsluiting``) or the start of an
+    eviction procedure (``ontruimingsprocedure``), entered by a case result or by hand.
+    A later signal with an ``ontruimingsdatum`` counts as an outcome too; it needs no row
+    here. Only the keyed household hash and a date: never who it was.
+    """
+
+    __tablename__ = "outcome_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(
+        ForeignKey("municipalities.id", ondelete="CASCADE"), index=True
+    )
+    household_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))
+    occurred_on: Mapped[dt.date]
+    #: "casus" (a case result) or "beheer" (entered by an administrator).
+    source: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

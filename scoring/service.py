@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scoring.evaluation import gates
-from scoring.models import ActiveModel, ModelVersion
+from scoring.models import ActiveModel, ModelVersion, OutcomeEvent
 from signals.db import utcnow
 from signals.models import Municipality
 
@@ -62,3 +63,29 @@ def activate_model(
 def active_model(session: Session, municipality: Municipality) -> ModelVersion | None:
     active = session.get(ActiveModel, municipality.id)
     return active.model_version if active is not None else None
+
+
+OUTCOME_KINDS = ("ontruiming", "ontruimingsprocedure", "afsluiting")
+
+
+def record_outcome(
+    session: Session,
+    municipality_id: int,
+    household_key: str,
+    kind: str,
+    occurred_on: dt.date,
+    source: str,
+) -> OutcomeEvent:
+    """Record an outcome the model should have foreseen (a live label for retraining)."""
+    if kind not in OUTCOME_KINDS:
+        raise ValueError(f"unknown outcome {kind!r}; one of {', '.join(OUTCOME_KINDS)}")
+    event = OutcomeEvent(
+        municipality_id=municipality_id,
+        household_key=household_key,
+        kind=kind,
+        occurred_on=occurred_on,
+        source=source,
+    )
+    session.add(event)
+    session.flush()
+    return event

@@ -149,8 +149,8 @@ class Cohort:
     raw: np.ndarray  # float (n, len(RAW_COLUMNS))
     age_band: np.ndarray  # str, one of AGE_BANDS
     gender: np.ndarray  # str, one of GENDERS
-    children: np.ndarray  # bool: household with minor children
-    true_p: np.ndarray  # float: true 12-month outcome probability
+    children: np.ndarray | None  # bool: household with minor children (None: not known)
+    true_p: np.ndarray  # float: true 12-month outcome probability (NaN: not known)
     outcome: np.ndarray  # bool: eviction procedure or housing loss within 12 months
     signals: np.ndarray  # structured, SIGNAL_DTYPE
 
@@ -176,7 +176,7 @@ class Cohort:
             raw=self.raw[idx],
             age_band=self.age_band[idx],
             gender=self.gender[idx],
-            children=self.children[idx],
+            children=None if self.children is None else self.children[idx],
             true_p=self.true_p[idx],
             outcome=self.outcome[idx],
             signals=signals,

@@ -543,6 +543,51 @@ def model_activate(gemeente: str, version: str | None, by: str | None, as_json: 
     _emit(as_json, data, f"model {data['model_version']} is active for {gemeente}")
 
 
+@model_group.command("retrain", with_appcontext=False)
+@click.option("--gemeente", required=True)
+@click.option("--min-households", default=2_000, show_default=True)
+@click.option("--min-positives", default=100, show_default=True)
+@click.option("--test-months", default=6, show_default=True)
+@json_option
+def model_retrain(
+    gemeente: str, min_households: int, min_positives: int, test_months: int, as_json: bool
+) -> None:
+    """Train a challenger on local outcomes; compare it with the active model (the champion)."""
+    from scoring.live import retrain
+    from signals.rules import today_nl
+
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            result = retrain(
+                session,
+                get_municipality(session, gemeente),
+                Path(runtime.settings.models_dir),
+                today_nl(),
+                min_households=min_households,
+                min_positives=min_positives,
+                test_months=test_months,
+            )
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    data = result.as_dict()
+    text = result.reason
+    if result.retrained:
+        champion = data["champion"] or {}
+        text = (
+            f"challenger {result.model_version} stored and registered "
+            f"({result.snapshots} snapshots, {result.positives} outcomes); champion "
+            f"{champion.get('model_version', 'none')}"
+            + "".join(f"\n  gate failed: {g}" for g in result.gates_failed)
+            + (
+                "\n  passes every gate: activate it with `vroegsignaal model activate`"
+                if not result.gates_failed
+                else ""
+            )
+        )
+    _emit(as_json, data, text)
+
+
 @model_group.command("docs", with_appcontext=False)
 @click.option("--version", "version", help="a stored model version (default: the newest)")
 @click.option(
