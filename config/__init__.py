@@ -11,7 +11,7 @@ import binascii
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -69,6 +69,22 @@ class Settings(BaseSettings):
     ingest_chunk_rows: int = Field(default=2000, gt=0)
     #: A batch whose processing failed unexpectedly this often is refused (processing_error).
     batch_max_attempts: int = Field(default=3, ge=1)
+    #: Outreach: signals are bundled per household per calendar "month" or ISO "week".
+    matching_period: Literal["month", "week"] = "month"
+    #: An earlier signal within this many months makes a case *opeenvolgend*.
+    repeat_lookback_months: int = Field(default=6, ge=1, le=24)
+    #: First attempt due within this many working days: high priority, the rest, and a
+    #: threatening situation (eviction date near, end of supply, crisis).
+    first_attempt_working_days_high: int = Field(default=7, ge=1)
+    first_attempt_working_days: int = Field(default=14, ge=1)
+    first_attempt_working_days_threat: int = Field(default=3, ge=1)
+    #: First conversation due after a request for help (4 weeks = 20 working days).
+    help_request_working_days: int = Field(default=20, ge=1)
+    #: An announced eviction within this many days is a threatening situation.
+    eviction_threat_days: int = Field(default=60, ge=1)
+    #: Open cases one counsellor can carry (the queue shows who is full).
+    counsellor_capacity: int = Field(default=25, ge=1)
+    matching_poll_seconds: int = Field(default=120, gt=0)
 
     @field_validator("data_key")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import outreach  # noqa: F401  (tables of later stages register on the same metadata)
+import outreach.models  # noqa: F401  (tables of later stages register on the same metadata)
 import scoring.models  # noqa: F401
 import signals.models  # noqa: F401
 from signals.db import Base, make_engine

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+import outreach.models  # noqa: F401  (every table, for the wipe)
 from config import Settings
 from scoring.artifacts import save
 from scoring.evaluation import evaluate_model, time_split

@@ -8,6 +8,7 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from outreach import jobs as outreach_jobs
 from scoring import jobs as scoring_jobs
 from signals import jobs as signal_jobs
 from signals.runtime import Runtime
@@ -17,6 +18,9 @@ JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "process_batches": (signal_jobs.process_pending_batches, "ingest_poll_seconds"),
     "poll_inbox": (signal_jobs.poll_inbox, "inbox_poll_seconds"),
     "score_households": (scoring_jobs.score_households, "scoring_poll_seconds"),
+    "match_signals": (outreach_jobs.match, "matching_poll_seconds"),
+    "plan_cases": (outreach_jobs.plan, "matching_poll_seconds"),
+    "escalate_overdue": (outreach_jobs.escalate, "matching_poll_seconds"),
 }
 
 

@@ -1,0 +1,138 @@
+"""Outreach jobs: matching, planning from scores, escalation of overdue work.
+
+Each selects its work by state and commits one unit per municipality, so a re-run after a
+crash is safe. Logs carry counts only, never who a case is about.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from outreach.enums import CaseState
+from outreach.matching import match_signals, municipalities_with_unmatched
+from outreach.models import Case, Task
+from outreach.rules import priority, threatening
+from outreach.service import SYSTEM, event, plan_case
+from scoring.models import ActiveModel, HouseholdScore
+from signals.db import unit_of_work, utcnow
+from signals.models import Municipality
+from signals.rules import today_nl
+from signals.runtime import Runtime
+
+log = logging.getLogger(__name__)
+OPEN = (CaseState.NIEUW, CaseState.OPGEPAKT)
+
+
+def match(runtime: Runtime) -> dict[str, int]:
+    """Job ``match_signals``: every unmatched signal into its case."""
+    with unit_of_work(runtime.readers) as session:
+        municipalities = municipalities_with_unmatched(session)
+    totals = {"signals": 0, "cases_created": 0, "repeats_closed": 0, "to_review": 0}
+    for municipality_id in municipalities:
+        with unit_of_work(runtime.sessions) as session:
+            result = match_signals(session, runtime.settings, municipality_id)
+        for key in totals:
+            totals[key] += getattr(result, key)
+        log.info("municipality %s: %d signals matched", municipality_id, result.signals)
+    return totals
+
+
+def plan_municipality(
+    session: Session, runtime: Runtime, municipality_id: int, today: dt.date
+) -> int:
+    """Priority and contact plan for new cases and cases whose score changed."""
+    active = session.get(ActiveModel, municipality_id)
+    version_id = active.model_version_id if active else -1
+    rows = session.execute(
+        select(Case, HouseholdScore)
+        .outerjoin(
+            HouseholdScore,
+            and_(
+                HouseholdScore.municipality_id == Case.municipality_id,
+                HouseholdScore.household_key == Case.household_key,
+                HouseholdScore.model_version_id == version_id,
+            ),
+        )
+        .where(Case.municipality_id == municipality_id, Case.state.in_(OPEN))
+        .where(
+            or_(
+                Case.first_attempt_due.is_(None),
+                and_(
+                    HouseholdScore.id.is_not(None),
+                    or_(Case.score_id.is_(None), Case.score_id != HouseholdScore.id),
+                ),
+                HouseholdScore.scored_at > Case.updated_at,
+            )
+        )
+        .options(selectinload(Case.tasks))
+    ).all()
+    for case, score in rows:
+        if score is not None:
+            case.score_id, case.band, case.probability = score.id, score.band, score.probability
+        threat = threatening(
+            case.eviction_date, case.end_of_supply, case.crisis, today, runtime.settings
+        )
+        plan_case(case, priority(case.band, threat), today, runtime.settings)
+        case.updated_at = utcnow()
+    session.flush()
+    return len(rows)
+
+
+def plan(runtime: Runtime) -> int:
+    """Job ``plan_cases``: priorities and contact plans from the newest scores."""
+    with unit_of_work(runtime.readers) as session:
+        municipalities = list(session.scalars(select(Municipality.id)))
+    total = 0
+    for municipality_id in municipalities:
+        with unit_of_work(runtime.sessions) as session:
+            total += plan_municipality(session, runtime, municipality_id, today_nl())
+    return total
+
+
+def escalate(runtime: Runtime) -> int:
+    """Job ``escalate_overdue``: an open task past its due date is escalated once."""
+    today = today_nl()
+    with unit_of_work(runtime.sessions) as session:
+        tasks = session.scalars(
+            select(Task)
+            .join(Case)
+            .where(
+                Task.done_at.is_(None),
+                Task.escalated_at.is_(None),
+                Task.due_on < today,
+                Case.state.in_(OPEN),
+            )
+            .options(selectinload(Task.case))
+        ).all()
+        for task in tasks:
+            task.escalated_at = utcnow()
+            event(
+                task.case,
+                SYSTEM,
+                "escalatie",
+                f"termijn verstreken: {task.kind.value} was uiterlijk {task.due_on:%d-%m-%Y}",
+            )
+        return len(tasks)
+
+
+def reminders(session: Session, municipality_id: int, today: dt.date) -> dict[Any, int]:
+    """Per counsellor (user id; None = unassigned) the open tasks due today or earlier."""
+    rows = session.execute(
+        select(Case.assigned_to_id, Task.id)
+        .join(Task)
+        .where(
+            Case.municipality_id == municipality_id,
+            Case.state.in_(OPEN),
+            Task.done_at.is_(None),
+            Task.due_on <= today,
+        )
+    ).all()
+    out: dict[Any, int] = {}
+    for user_id, _ in rows:
+        out[user_id] = out.get(user_id, 0) + 1
+    return out

@@ -1,0 +1,181 @@
+"""Matching: signals become cases, one per household per matching period.
+
+Rules (DOMAIN.md, "Matching rules used in practice"):
+
+* Signals are bundled per household (the keyed BSN hash, else the keyed address hash) per
+  matching period (``matching_period``: the calendar month by default, or the ISO week).
+* *Meervoudig*: two or more signals in the case. *Opeenvolgend*: another signal of the
+  household in the previous ``repeat_lookback_months`` months.
+* A repeat from the same partner whose arrear has not grown gets the DDAS status
+  ``Niet opgepakt: herhaalde melding``; a case of nothing but such repeats is closed with
+  that result. A grown repeat is picked up like any signal.
+* A signal outside its convenant window puts its case on the review list (never away);
+  end-of-supply signals are always handled.
+
+Idempotent: a signal is matched once (``case_signals`` has it as primary key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.enums import CaseResult, CaseState
+from outreach.models import Case, CaseSignal
+from outreach.service import SYSTEM, close, event, transition
+from signals.enums import SignalStatus, WindowFlag
+from signals.models import Signal
+
+OUTSIDE = (WindowFlag.TOO_EARLY, WindowFlag.TOO_LATE)
+
+
+def period_of(day: dt.date, kind: str) -> str:
+    if kind == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day:%Y-%m}"
+
+
+def _household(signal: Signal) -> str:
+    return signal.bsn_hash or signal.address_hash
+
+
+@dataclass
+class Matched:
+    signals: int = 0
+    cases_created: int = 0
+    repeats_closed: int = 0
+    to_review: int = 0
+
+
+def match_signals(
+    session: Session, settings: Settings, municipality_id: int, limit: int = 20_000
+) -> Matched:
+    """Put every unmatched signal of one municipality into its case (see the module)."""
+    out = Matched()
+    unmatched = list(
+        session.scalars(
+            select(Signal)
+            .outerjoin(CaseSignal, CaseSignal.signal_id == Signal.id)
+            .where(Signal.municipality_id == municipality_id, CaseSignal.signal_id.is_(None))
+            .order_by(Signal.signal_date, Signal.id)
+            .limit(limit)
+        )
+    )
+    if not unmatched:
+        return out
+    by_case: dict[tuple[str, str], list[Signal]] = defaultdict(list)
+    for signal in unmatched:
+        by_case[
+            (_household(signal), period_of(signal.signal_date, settings.matching_period))
+        ].append(signal)
+    for (household, period), signals in by_case.items():
+        case = session.scalar(
+            select(Case)
+            .where(
+                Case.municipality_id == municipality_id,
+                Case.household_key == household,
+                Case.period == period,
+                Case.state != CaseState.AFGESLOTEN,
+            )
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+        if case is None:
+            case = Case(
+                municipality_id=municipality_id,
+                household_key=household,
+                period=period,
+                state=CaseState.NIEUW,
+            )
+            session.add(case)
+            session.flush()
+            event(case, SYSTEM, "aangemaakt", f"zaak aangemaakt voor periode {period}")
+            out.cases_created += 1
+        first_day = min(s.signal_date for s in signals)
+        earlier = _earlier_signals(session, municipality_id, household, first_day, settings)
+        fresh = 0
+        for signal in signals:
+            case.signals.append(signal)
+            out.signals += 1
+            case.crisis |= signal.crisis
+            case.end_of_supply |= signal.end_of_supply
+            if signal.eviction_date and (
+                case.eviction_date is None or signal.eviction_date < case.eviction_date
+            ):
+                case.eviction_date = signal.eviction_date
+            same_partner = [e for e in earlier if e.partner_id == signal.partner_id]
+            if same_partner and signal.amount <= same_partner[-1].amount:
+                signal.status = SignalStatus.NIET_OPGEPAKT_HERHAALD
+                event(
+                    case,
+                    SYSTEM,
+                    "herhaling",
+                    f"herhaalde melding ({signal.partner_type.value}), achterstand niet gegroeid",
+                )
+            else:
+                fresh += 1
+                if same_partner:
+                    event(
+                        case,
+                        SYSTEM,
+                        "herhaling",
+                        f"herhaalde melding ({signal.partner_type.value}), achterstand gegroeid: "
+                        "opgepakt",
+                    )
+            if signal.window_flag in OUTSIDE and not signal.end_of_supply:
+                reason = f"signaal buiten het convenantvenster ({signal.partner_type.value})"
+                case.review_reason = reason
+                if case.state is CaseState.NIEUW:
+                    transition(case, CaseState.TE_BEOORDELEN, SYSTEM, reason)
+                    out.to_review += 1
+        case.meervoudig = len(case.signals) >= 2
+        case.opeenvolgend = case.opeenvolgend or bool(earlier)
+        if (
+            not fresh
+            and all(s.status is SignalStatus.NIET_OPGEPAKT_HERHAALD for s in case.signals)
+            and case.state in (CaseState.NIEUW, CaseState.TE_BEOORDELEN)
+        ):
+            close(case, CaseResult.NIET_OPGEPAKT_HERHAALD, SYSTEM, first_day)
+            out.repeats_closed += 1
+    session.flush()
+    return out
+
+
+def _earlier_signals(
+    session: Session, municipality_id: int, household: str, before: dt.date, settings: Settings
+) -> list[Signal]:
+    """The household's signals of the look-back months before ``before``, oldest first."""
+    since = before - relativedelta(months=settings.repeat_lookback_months)
+    return list(
+        session.scalars(
+            select(Signal)
+            .join(CaseSignal, CaseSignal.signal_id == Signal.id)
+            .where(
+                Signal.municipality_id == municipality_id,
+                or_(
+                    Signal.bsn_hash == household,
+                    and_(Signal.bsn_hash.is_(None), Signal.address_hash == household),
+                ),
+                Signal.signal_date >= since,
+                Signal.signal_date < before,
+            )
+            .order_by(Signal.signal_date, Signal.id)
+        )
+    )
+
+
+def municipalities_with_unmatched(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(func.distinct(Signal.municipality_id))
+            .outerjoin(CaseSignal, CaseSignal.signal_id == Signal.id)
+            .where(CaseSignal.signal_id.is_(None))
+        )
+    )

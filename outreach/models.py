@@ -1,0 +1,133 @@
+"""Typed ORM models of outreach: cases, their signals, tasks, contact attempts and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from outreach.enums import CaseResult, CaseState, ContactKind, Dagdeel
+from signals.db import Base, utcnow
+from signals.models import BigId, Municipality, Signal, User, value_enum
+
+
+class Case(Base):
+    """A *vroegsignaalzaak*: the signals of one household in one matching period.
+
+    ``household_key`` is the keyed hash of the BSN, else of the address, as in scoring.
+    Priority, band and probability are copied from the newest score so that the queue is
+    one indexed query; the reasons are read from the score itself.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index(None, "municipality_id", "state", "priority", "probability"),
+        Index(None, "municipality_id", "household_key", "period"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    household_key: Mapped[str] = mapped_column(String(64))
+    #: The matching period, e.g. "2026-11" for the calendar month.
+    period: Mapped[str] = mapped_column(String(10))
+    state: Mapped[CaseState] = mapped_column(value_enum(CaseState, 16))
+    meervoudig: Mapped[bool] = mapped_column(default=False)
+    opeenvolgend: Mapped[bool] = mapped_column(default=False)
+    crisis: Mapped[bool] = mapped_column(default=False)
+    end_of_supply: Mapped[bool] = mapped_column(default=False)
+    eviction_date: Mapped[dt.date | None]
+    #: Why the case waits on the review list (no personal data), else None.
+    review_reason: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer, default=2)
+    band: Mapped[str | None] = mapped_column(String(8))
+    probability: Mapped[float | None]
+    score_id: Mapped[int | None] = mapped_column(ForeignKey("household_scores.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    first_attempt_due: Mapped[dt.date | None]
+    picked_up_on: Mapped[dt.date | None]
+    closed_on: Mapped[dt.date | None]
+    result: Mapped[CaseResult | None] = mapped_column(value_enum(CaseResult, 80))
+    #: After accepted help: the creditor pauses collection until this date.
+    collection_pause_until: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    municipality: Mapped[Municipality] = relationship()
+    assigned_to: Mapped[User | None] = relationship()
+    signals: Mapped[list[Signal]] = relationship(
+        secondary="case_signals", order_by="Signal.signal_date"
+    )
+    tasks: Mapped[list[Task]] = relationship(
+        back_populates="case", order_by="Task.due_on", cascade="all, delete-orphan"
+    )
+    attempts: Mapped[list[ContactAttempt]] = relationship(
+        back_populates="case", order_by="ContactAttempt.at", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class CaseSignal(Base):
+    """A signal belongs to exactly one case."""
+
+    __tablename__ = "case_signals"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id"), primary_key=True)
+
+
+class Task(Base):
+    """A planned contact attempt; done when an attempt of the case records it."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index(None, "done_at", "due_on"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ContactKind] = mapped_column(value_enum(ContactKind, 24))
+    due_on: Mapped[dt.date]
+    done_at: Mapped[dt.datetime | None]
+    escalated_at: Mapped[dt.datetime | None]
+
+    case: Mapped[Case] = relationship(back_populates="tasks")
+
+
+class ContactAttempt(Base):
+    """A *contactpoging*: kind, moment (dagdeel derived), reached or not, and a note."""
+
+    __tablename__ = "contact_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ContactKind] = mapped_column(value_enum(ContactKind, 24))
+    at: Mapped[dt.datetime]
+    dagdeel: Mapped[Dagdeel] = mapped_column(value_enum(Dagdeel, 8))
+    reached: Mapped[bool]
+    #: The counsellor's note, encrypted like all personal data.
+    note: Mapped[bytes | None] = mapped_column(LargeBinary)
+    by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="attempts")
+    by: Mapped[User] = relationship()
+
+
+class CaseEvent(Base):
+    """The audit trail of a case: every state change and every action, by whom and when."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: A user's e-mail or "systeem" for a job.
+    actor: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(32))
+    #: Plain Dutch for the timeline; never names, BSN, addresses or amounts.
+    text: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="events")

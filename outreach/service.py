@@ -1,0 +1,225 @@
+"""Actions on cases. Take a Session first; add and flush, never commit.
+
+Every state change goes through :func:`transition`, which refuses what is not allowed and
+writes an audit event. Messages name what is wrong, never who the case is about.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.enums import (
+    HELP_ACCEPTED,
+    CaseResult,
+    CaseState,
+    ContactKind,
+    Dagdeel,
+    Priority,
+)
+from outreach.models import Case, CaseEvent, ContactAttempt, Task
+from outreach.rules import (
+    NOT_PICKED_UP_RESULTS,
+    PLANS,
+    STATE_LABELS,
+    TRANSITIONS,
+    add_working_days,
+    first_attempt_due,
+)
+from signals.crypto import DataProtector
+from signals.db import utcnow
+from signals.enums import SignalStatus
+from signals.models import User
+from signals.rules import NL
+
+NOTE_CONTEXT = b"attempt.note"
+SYSTEM = "systeem"
+COLLECTION_PAUSE_DAYS = 30
+
+
+class OutreachError(Exception):
+    """A refused action; the message says why in Dutch, without personal data."""
+
+
+class NotAllowed(OutreachError):
+    """A state change the workflow does not allow (HTTP 409)."""
+
+
+class AlreadyClaimed(OutreachError):
+    """Another counsellor claimed the case first."""
+
+
+def event(case: Case, actor: str, kind: str, text: str, **data: Any) -> CaseEvent:
+    record = CaseEvent(actor=actor, kind=kind, text=text, data=data, at=utcnow())
+    case.events.append(record)
+    return record
+
+
+def transition(case: Case, to: CaseState, actor: str, text: str, **data: Any) -> None:
+    """Move ``case`` to state ``to``, or refuse; every change leaves an audit event."""
+    if to not in TRANSITIONS[case.state]:
+        raise NotAllowed(
+            f"zaak {case.id} is {STATE_LABELS[case.state]} en kan niet naar {STATE_LABELS[to]}"
+        )
+    before = case.state
+    case.state = to
+    event(case, actor, "status", text, van=before.value, naar=to.value, **data)
+
+
+def plan_case(case: Case, level: Priority, today: dt.date, settings: Settings) -> None:
+    """Set the priority and, the first time, the contact plan (four or more attempts)."""
+    case.priority = int(level)
+    due = first_attempt_due(level, today, settings)
+    if case.first_attempt_due is None or due < case.first_attempt_due:
+        case.first_attempt_due = due
+    if case.tasks or case.state not in (CaseState.NIEUW, CaseState.OPGEPAKT):
+        return
+    for kind, offset in PLANS[level]:
+        case.tasks.append(Task(kind=kind, due_on=add_working_days(due, offset) if offset else due))
+    event(
+        case,
+        SYSTEM,
+        "plan",
+        f"contactplan: {', '.join(k.value for k, _ in PLANS[level])}; "
+        f"eerste poging uiterlijk {due:%d-%m-%Y}",
+        prioriteit=level.label,
+    )
+
+
+def claim(session: Session, case: Case, user: User) -> None:
+    """Assign an unassigned case to ``user``; of two at once, one wins, the other is told."""
+    if case.state is CaseState.AFGESLOTEN:
+        raise NotAllowed(f"zaak {case.id} is al afgesloten")
+    won = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.assigned_to_id.is_(None))
+        .values(assigned_to_id=user.id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not won:
+        session.refresh(case)
+        if case.assigned_to_id == user.id:
+            return
+        raise AlreadyClaimed(f"zaak {case.id} is al opgepakt door een collega")
+    session.refresh(case)
+    event(case, user.email, "claim", "zaak toegewezen", aan=user.email)
+
+
+def release(case: Case, user: User) -> None:
+    if case.assigned_to_id != user.id:
+        raise NotAllowed(f"zaak {case.id} is niet aan u toegewezen")
+    case.assigned_to_id = None
+    event(case, user.email, "release", "zaak teruggezet in de wachtrij")
+
+
+def record_attempt(
+    case: Case,
+    user: User,
+    kind: ContactKind,
+    at: dt.datetime,
+    reached: bool,
+    note: str | None,
+    protector: DataProtector,
+    now: dt.datetime | None = None,
+) -> ContactAttempt:
+    """Record a contact attempt; the first one picks the case up (DDAS *datum opgepakt*)."""
+    now = now or utcnow()
+    if case.state is CaseState.AFGESLOTEN:
+        raise NotAllowed(
+            f"zaak {case.id} is afgesloten; een poging kan niet meer worden vastgelegd"
+        )
+    if case.state is CaseState.TE_BEOORDELEN:
+        raise NotAllowed(f"zaak {case.id} staat op de beoordelingslijst; beoordeel haar eerst")
+    if at.tzinfo is None:
+        raise OutreachError("het tijdstip van de poging heeft geen tijdzone")
+    if at > now + dt.timedelta(minutes=5):
+        raise OutreachError("een poging kan niet in de toekomst liggen")
+    local = at.astimezone(NL)
+    attempt = ContactAttempt(
+        kind=kind,
+        at=at,
+        dagdeel=Dagdeel.of(local.time()),
+        reached=reached,
+        note=protector.encrypt(note.encode(), NOTE_CONTEXT) if note else None,
+        by_id=user.id,
+    )
+    case.attempts.append(attempt)
+    for task in case.tasks:  # the first open task of this kind is done
+        if task.kind is kind and task.done_at is None:
+            task.done_at = now
+            break
+    if case.state is CaseState.NIEUW:
+        case.picked_up_on = local.date()
+        transition(case, CaseState.OPGEPAKT, user.email, "zaak opgepakt (eerste contactpoging)")
+        for signal in case.signals:
+            if signal.status is SignalStatus.NOG_NIET_OPGEPAKT:
+                signal.status = SignalStatus.OPGEPAKT
+    event(
+        case,
+        user.email,
+        "poging",
+        f"{kind.value}, {attempt.dagdeel.value.lower()}: "
+        + ("bereikt" if reached else "niet bereikt"),
+        soort=kind.value,
+        bereikt=reached,
+    )
+    return attempt
+
+
+def close(case: Case, result: CaseResult, actor: str, today: dt.date) -> None:
+    """Close ``case`` with a DDAS end result; its signals get the matching DDAS status."""
+    if case.state is CaseState.AFGESLOTEN:
+        raise NotAllowed(f"zaak {case.id} is al afgesloten ({case.result})")
+    if case.state is not CaseState.OPGEPAKT and result not in NOT_PICKED_UP_RESULTS:
+        raise NotAllowed(
+            f"'{result.value}' vraagt om contact: leg eerst een contactpoging vast "
+            "of kies een resultaat 'niet opgepakt'"
+        )
+    transition(case, CaseState.AFGESLOTEN, actor, f"zaak afgesloten: {result.value}")
+    case.result, case.closed_on = result, today
+    for task in case.tasks:
+        if task.done_at is None:
+            task.done_at = utcnow()
+    if case.picked_up_on is None:
+        for signal in case.signals:
+            if signal.status is SignalStatus.NOG_NIET_OPGEPAKT:
+                signal.status = SignalStatus(result.value)
+    if result in HELP_ACCEPTED:
+        case.collection_pause_until = today + dt.timedelta(days=COLLECTION_PAUSE_DAYS)
+        event(
+            case,
+            actor,
+            "pauze",
+            f"hulp aanvaard: incassopauze en quick-fix-termijn tot "
+            f"{case.collection_pause_until:%d-%m-%Y}",
+        )
+
+
+def help_requested(case: Case, actor: str, today: dt.date, settings: Settings) -> dt.date:
+    """The resident asked for help: the first conversation is due within 4 weeks (20 working
+    days), or 3 working days in a threatening situation."""
+    days = (
+        settings.first_attempt_working_days_threat
+        if case.priority == Priority.SPOED
+        else settings.help_request_working_days
+    )
+    due = add_working_days(today, days)
+    case.tasks.append(Task(kind=ContactKind.AFSPRAAK, due_on=due))
+    event(case, actor, "hulpvraag", f"hulpvraag: eerste gesprek uiterlijk {due:%d-%m-%Y}")
+    return due
+
+
+def review(case: Case, actor: str, accept: bool, today: dt.date, settings: Settings) -> None:
+    """Decide a case on the review list: work it after all, or close it as not picked up."""
+    if case.state is not CaseState.TE_BEOORDELEN:
+        raise NotAllowed(f"zaak {case.id} staat niet op de beoordelingslijst")
+    if accept:
+        case.review_reason = None
+        transition(case, CaseState.NIEUW, actor, "na beoordeling: oppakken")
+        plan_case(case, Priority(case.priority), today, settings)
+    else:
+        close(case, CaseResult.NIET_OPGEPAKT_ONTERECHT, actor, today)

@@ -1,0 +1,383 @@
+"""The counsellor's pages: the queue, one case, the team's overdue work.
+
+Everything a counsellor does is at most two clicks from the queue: claim from the queue
+row; attempt, close, review and help request on the case page. Personal data is decrypted
+for the page only and never logged; pages are sent with ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import selectinload
+from wtforms import BooleanField, DateField, SelectField, TextAreaField, TimeField
+from wtforms.validators import DataRequired, Length, Optional
+
+from outreach.enums import CaseResult, CaseState, ContactKind, Priority
+from outreach.jobs import OPEN
+from outreach.models import Case, CaseSignal, Task
+from outreach.rules import STATE_LABELS
+from outreach.service import (
+    NOTE_CONTEXT,
+    OutreachError,
+    claim,
+    close,
+    help_requested,
+    record_attempt,
+    release,
+    review,
+)
+from scoring.models import HouseholdScore
+from signals.enums import PartnerType, Role
+from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
+from signals.models import Signal, User
+from signals.rules import NL, today_nl
+from webapp.auth import roles_required
+from webapp.db import get_session
+
+bp = Blueprint("outreach", __name__)
+PAGE_SIZE = 50
+
+
+class AttemptForm(FlaskForm):
+    kind = SelectField("Soort contact", choices=[(k.value, k.value) for k in ContactKind])
+    day = DateField("Datum", validators=[DataRequired()])
+    time = TimeField("Tijd", validators=[DataRequired()])
+    reached = BooleanField("Bereikt")
+    note = TextAreaField("Notitie", validators=[Optional(), Length(max=4000)])
+
+
+class CloseForm(FlaskForm):
+    result = SelectField("Eindresultaat", choices=[(r.value, r.value) for r in CaseResult])
+
+
+class ActionForm(FlaskForm):
+    """Buttons without fields (claim, release, review, help request): CSRF only."""
+
+
+def _runtime() -> Any:
+    return current_app.extensions["vroegsignaal"]
+
+
+def _municipality_ids() -> list[int]:
+    return [m.id for m in current_user.municipalities]
+
+
+def _case(case_id: int) -> Case:
+    case = get_session().get(Case, case_id)
+    if case is None or case.municipality_id not in _municipality_ids():
+        abort(404)
+    return case
+
+
+def _no_store(response: Any) -> Any:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/queue")
+@roles_required(Role.COUNSELLOR)
+def queue() -> Any:
+    session = get_session()
+    today = today_nl()
+    args = request.args
+    next_due = (
+        select(func.min(Task.due_on))
+        .where(Task.case_id == Case.id, Task.done_at.is_(None))
+        .correlate(Case)
+        .scalar_subquery()
+    )
+    query = select(Case, next_due.label("next_due")).where(
+        Case.municipality_id.in_(_municipality_ids()), Case.state.in_(OPEN)
+    )
+    if args.get("prioriteit") in {p.label for p in Priority}:
+        query = query.where(Case.priority == Priority[args["prioriteit"].upper()])
+    if args.get("partner") in {p.value for p in PartnerType}:
+        query = query.where(
+            Case.id.in_(
+                select(CaseSignal.case_id)
+                .join(Signal, Signal.id == CaseSignal.signal_id)
+                .where(Signal.partner_type == PartnerType(args["partner"]))
+            )
+        )
+    if args.get("termijn") == "verlopen":
+        query = query.where(next_due < today)
+    elif args.get("termijn") == "week":
+        query = query.where(next_due <= today + dt.timedelta(days=7))
+    if args.get("toegewezen") == "mij":
+        query = query.where(Case.assigned_to_id == current_user.id)
+    elif args.get("toegewezen") == "niemand":
+        query = query.where(Case.assigned_to_id.is_(None))
+    try:
+        page = max(1, int(args.get("pagina", 1)))
+    except ValueError:
+        page = 1
+    rows = session.execute(
+        query.order_by(
+            Case.priority,
+            Case.probability.desc().nulls_last(),
+            Case.first_attempt_due,
+            Case.id,
+        )
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
+        .options(selectinload(Case.signals), selectinload(Case.assigned_to))
+    ).all()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    reasons = dict(
+        session.execute(
+            select(HouseholdScore.id, HouseholdScore.reasons).where(
+                HouseholdScore.id.in_([c.score_id for c, _ in rows if c.score_id])
+            )
+        ).all()
+    )
+    mine = session.scalar(
+        select(func.count(Case.id)).where(
+            Case.assigned_to_id == current_user.id, Case.state.in_(OPEN)
+        )
+    )
+    review_count = session.scalar(
+        select(func.count(Case.id)).where(
+            Case.municipality_id.in_(_municipality_ids()),
+            Case.state == CaseState.TE_BEOORDELEN,
+        )
+    )
+    return _no_store(
+        current_app.make_response(
+            render_template(
+                "queue.html",
+                rows=rows,
+                reasons=reasons,
+                today=today,
+                page=page,
+                more=more,
+                args=args,
+                priorities=list(Priority),
+                partner_types=list(PartnerType),
+                mine=mine,
+                capacity=_runtime().settings.counsellor_capacity,
+                review_count=review_count,
+                form=ActionForm(),
+            )
+        )
+    )
+
+
+@bp.get("/queue/beoordelen")
+@roles_required(Role.COUNSELLOR)
+def review_list() -> Any:
+    cases = (
+        get_session()
+        .scalars(
+            select(Case)
+            .where(
+                Case.municipality_id.in_(_municipality_ids()),
+                Case.state == CaseState.TE_BEOORDELEN,
+            )
+            .order_by(Case.priority, Case.id)
+            .limit(200)
+            .options(selectinload(Case.signals))
+        )
+        .all()
+    )
+    return _no_store(current_app.make_response(render_template("review.html", cases=cases)))
+
+
+def _people(case: Case) -> list[dict[str, Any]]:
+    protector = _runtime().protector
+    out = []
+    for signal in case.signals:
+        contact = protector.decrypt_json(signal.contact, CONTACT_CONTEXT)
+        identity = protector.decrypt_json(signal.client.identity, IDENTITY_CONTEXT)
+        name = " ".join(
+            part
+            for part in (
+                identity.get("voorletters"),
+                identity.get("tussenvoegsel"),
+                identity.get("achternaam"),
+            )
+            if part
+        )
+        out.append({"signal": signal, "contact": contact, "name": name or "(naam onbekend)"})
+    return out
+
+
+@bp.get("/cases/<int:case_id>")
+@roles_required(Role.COUNSELLOR)
+def case(case_id: int) -> Any:
+    session = get_session()
+    record = _case(case_id)
+    score = session.get(HouseholdScore, record.score_id) if record.score_id else None
+    protector = _runtime().protector
+    notes = {
+        a.id: protector.decrypt(a.note, NOTE_CONTEXT).decode() if a.note else ""
+        for a in record.attempts
+    }
+    now = dt.datetime.now(NL)
+    attempt_form = AttemptForm(
+        data={"day": now.date(), "time": now.time().replace(second=0, microsecond=0)}
+    )
+    return _no_store(
+        current_app.make_response(
+            render_template(
+                "case.html",
+                case=record,
+                people=_people(record),
+                score=score,
+                notes=notes,
+                state_label=STATE_LABELS[record.state],
+                priority=Priority(record.priority),
+                attempt_form=attempt_form,
+                close_form=CloseForm(),
+                action_form=ActionForm(),
+                today=today_nl(),
+            )
+        )
+    )
+
+
+def _act(case_id: int, action: Any, success: str) -> Any:
+    session = get_session()
+    record = _case(case_id)
+    try:
+        action(session, record)
+        session.flush()
+    except OutreachError as exc:
+        session.rollback()
+        flash(str(exc), "error")  # nothing of the refused action is stored
+        return redirect(url_for("outreach.case", case_id=case_id), 303)
+    flash(success, "success")
+    return redirect(url_for("outreach.case", case_id=case_id), 303)
+
+
+def _user() -> User:
+    user = get_session().get(User, current_user.id)
+    assert user is not None
+    return user
+
+
+@bp.post("/cases/<int:case_id>/claim")
+@roles_required(Role.COUNSELLOR)
+def claim_case(case_id: int) -> Any:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    return _act(case_id, lambda s, c: claim(s, c, _user()), "Zaak aan u toegewezen")
+
+
+@bp.post("/cases/<int:case_id>/release")
+@roles_required(Role.COUNSELLOR)
+def release_case(case_id: int) -> Any:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    return _act(case_id, lambda s, c: release(c, _user()), "Zaak teruggezet in de wachtrij")
+
+
+@bp.post("/cases/<int:case_id>/attempts")
+@roles_required(Role.COUNSELLOR)
+def add_attempt(case_id: int) -> Any:
+    form = AttemptForm()
+    if not form.validate_on_submit():
+        _case(case_id)
+        flash("Poging niet vastgelegd: " + _errors(form), "error")
+        return redirect(url_for("outreach.case", case_id=case_id), 303)
+    at = dt.datetime.combine(form.day.data, form.time.data, tzinfo=NL)
+    return _act(
+        case_id,
+        lambda s, c: record_attempt(
+            c,
+            _user(),
+            ContactKind(form.kind.data),
+            at,
+            form.reached.data,
+            form.note.data or None,
+            _runtime().protector,
+        ),
+        "Contactpoging vastgelegd",
+    )
+
+
+@bp.post("/cases/<int:case_id>/close")
+@roles_required(Role.COUNSELLOR)
+def close_case(case_id: int) -> Any:
+    form = CloseForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(
+        case_id,
+        lambda s, c: close(c, CaseResult(form.result.data), current_user.email, today_nl()),
+        "Zaak afgesloten",
+    )
+
+
+@bp.post("/cases/<int:case_id>/review")
+@roles_required(Role.COUNSELLOR)
+def review_case(case_id: int) -> Any:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    accept = request.form.get("besluit") == "oppakken"
+    return _act(
+        case_id,
+        lambda s, c: review(c, current_user.email, accept, today_nl(), _runtime().settings),
+        "Zaak beoordeeld",
+    )
+
+
+@bp.post("/cases/<int:case_id>/hulpvraag")
+@roles_required(Role.COUNSELLOR)
+def help_request(case_id: int) -> Any:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    return _act(
+        case_id,
+        lambda s, c: help_requested(c, current_user.email, today_nl(), _runtime().settings),
+        "Hulpvraag vastgelegd; eerste gesprek ingepland",
+    )
+
+
+@bp.get("/team")
+@roles_required(Role.COUNSELLOR, Role.ADMIN)
+def team() -> Any:
+    """Overdue work per counsellor: counts only."""
+    session = get_session()
+    today = today_nl()
+    rows = session.execute(
+        select(
+            User.email,
+            func.count(func.distinct(Case.id)),
+            func.count(Task.id),
+        )
+        .select_from(Case)
+        .outerjoin(User, User.id == Case.assigned_to_id)
+        .outerjoin(Task, and_(Task.case_id == Case.id, Task.done_at.is_(None), Task.due_on < today))
+        .where(Case.municipality_id.in_(_municipality_ids()), Case.state.in_(OPEN))
+        .group_by(User.email)
+        .order_by(func.count(Task.id).desc())
+    ).all()
+    overdue_cases = session.scalar(
+        select(func.count(func.distinct(Case.id)))
+        .join(Task)
+        .where(
+            Case.municipality_id.in_(_municipality_ids()),
+            Case.state.in_(OPEN),
+            or_(Task.due_on < today),
+            Task.done_at.is_(None),
+        )
+    )
+    return render_template(
+        "team.html",
+        rows=rows,
+        overdue_cases=overdue_cases,
+        capacity=_runtime().settings.counsellor_capacity,
+    )
+
+
+def _errors(form: FlaskForm) -> str:
+    return "; ".join(
+        f"{form[name].label.text}: {', '.join(errs)}" for name, errs in form.errors.items()
+    )
