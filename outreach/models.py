@@ -23,8 +23,8 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
-        Index(None, "municipality_id", "state", "priority", "probability"),
-        Index(None, "municipality_id", "household_key", "period"),
+        Index("ix_cases_queue", "municipality_id", "state", "priority", "probability"),
+        Index("ix_cases_household_period", "municipality_id", "household_key", "period"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,8 +1,8 @@
 """outreach cases
 
-Revision ID: 2ad25315f0cd
+Revision ID: bd2bb6c182f1
 Revises: 1c00f0195060
-Create Date: 2026-11-23 14:19:44.142691
+Create Date: 2026-11-23 14:22:02.659248
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '2ad25315f0cd'
+revision: str = 'bd2bb6c182f1'
 down_revision: str | None = '1c00f0195060'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -49,7 +49,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_assigned_to_id'), ['assigned_to_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_cases_municipality_id'), ['municipality_id', 'state', 'priority', 'probability'], unique=False)
+        batch_op.create_index('ix_cases_household_period', ['municipality_id', 'household_key', 'period'], unique=False)
+        batch_op.create_index('ix_cases_queue', ['municipality_id', 'state', 'priority', 'probability'], unique=False)
 
     op.create_table('case_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -129,7 +130,8 @@ def downgrade() -> None:
 
     op.drop_table('case_events')
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_cases_municipality_id'))
+        batch_op.drop_index('ix_cases_queue')
+        batch_op.drop_index('ix_cases_household_period')
         batch_op.drop_index(batch_op.f('ix_cases_assigned_to_id'))
 
     op.drop_table('cases')
