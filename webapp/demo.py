@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import func, select
 
+from outreach import jobs as outreach_jobs
 from scoring.artifacts import save, train_synthetic
 from scoring.evaluation import gates
 from scoring.jobs import score_households
@@ -211,4 +212,12 @@ def demo_model(runtime: Runtime, households: int = 200_000) -> dict[str, Any]:
             record = register_model(session, folder)
             activate_model(session, municipality, record, by="demo")
             version = record.version
-    return {"model_version": version, "households_scored": score_households(runtime)}
+    scored = score_households(runtime)
+    matched = outreach_jobs.match(runtime)
+    planned = outreach_jobs.plan(runtime)
+    return {
+        "model_version": version,
+        "households_scored": scored,
+        "cases_created": matched["cases_created"],
+        "cases_planned": planned,
+    }

@@ -16,6 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, DateField, SelectField, TextAreaField, TimeField
+from wtforms.fields.choices import enum_choices
 from wtforms.validators import DataRequired, Length, Optional
 
 from outreach.enums import CaseResult, CaseState, ContactKind, Priority
@@ -45,7 +46,7 @@ PAGE_SIZE = 50
 
 
 class AttemptForm(FlaskForm):
-    kind = SelectField("Soort contact", choices=[(k.value, k.value) for k in ContactKind])
+    kind = SelectField("Soort contact", choices=enum_choices(ContactKind))
     day = DateField("Datum", validators=[DataRequired()])
     time = TimeField("Tijd", validators=[DataRequired()])
     reached = BooleanField("Bereikt")
@@ -53,7 +54,7 @@ class AttemptForm(FlaskForm):
 
 
 class CloseForm(FlaskForm):
-    result = SelectField("Eindresultaat", choices=[(r.value, r.value) for r in CaseResult])
+    result = SelectField("Eindresultaat", choices=enum_choices(CaseResult))
 
 
 class ActionForm(FlaskForm):
@@ -65,7 +66,7 @@ def _runtime() -> Any:
 
 
 def _municipality_ids() -> list[int]:
-    return [m.id for m in current_user.municipalities]
+    return sorted(current_user.municipality_ids)
 
 
 def _case(case_id: int) -> Case:

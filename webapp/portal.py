@@ -9,7 +9,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
-from wtforms import SelectField
+from wtforms import SelectChoice, SelectField
 
 from signals.enums import BatchSource, Role
 from signals.errors import BatchRefused
@@ -58,7 +58,9 @@ def batches() -> Any:
     session = get_session()
     partner = _partner()
     form = UploadForm()
-    form.gemeentecode.choices = [(m.code, f"{m.name} ({m.code})") for m in partner.municipalities]
+    form.gemeentecode.choices = [
+        SelectChoice(m.code, f"{m.name} ({m.code})") for m in partner.municipalities
+    ]
     if form.validate_on_submit():
         try:
             received = receive_batch(

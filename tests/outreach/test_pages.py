@@ -1,0 +1,145 @@
+"""The counsellor's pages, and one flow from an openssl batch to a closed case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from outreach.enums import CaseResult, CaseState
+from outreach.models import Case
+from scoring.models import HouseholdScore
+from scoring.service import activate_model, register_model
+from signals.db import unit_of_work
+from signals.enums import Role, SignalStatus
+from signals.models import Municipality, Signal
+from signals.rules import NL
+from signals.service import add_municipality, add_user
+from tests.factories import World, csv_bytes, openssl_batch, row
+from webapp.scheduler import JOBS, run_job
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert match, "no CSRF token"
+    return match.group(1)
+
+
+def _login(client: Any, world: World, role: Role, email: str) -> None:
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        password = add_user(session, email, role, [municipality]).password
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    answer = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    assert answer.status_code == 302
+
+
+def test_from_an_openssl_batch_to_a_closed_case(
+    client: Any, world: World, passing_artifact: Path
+) -> None:
+    rows = [
+        row(signaal_id="R-1", bsn="111222333", bedrag="2400", maandbedrag="800",
+            ontruimingsdatum=str(dt.date.today() + dt.timedelta(days=20))),
+        row(signaal_id="R-2", bsn="123456782", bedrag="300", maandbedrag="800",
+            achternaam="Bakker", straat="Lange Nieuwstraat", huisnummer="3", postcode="3512 PH"),
+    ]  # fmt: skip
+    path, sig = openssl_batch(world, csv_bytes(rows))
+    world.receive(path, sig)
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        activate_model(session, municipality, register_model(session, passing_artifact), "t")
+    for name in JOBS:  # what the scheduler runs, in its order
+        run_job(world.runtime, name)
+    _login(client, world, Role.COUNSELLOR, "consulent@example.nl")
+
+    queue = client.get("/queue")
+    assert queue.status_code == 200 and queue.headers["Cache-Control"] == "no-store"
+    page = queue.get_data(as_text=True)
+    with unit_of_work(world.runtime.readers) as session:
+        cases = {s.signal_ref: c for c in session.scalars(select(Case)) for s in c.signals}
+        urgent, other = cases["R-1"], cases["R-2"]
+        score = session.get(HouseholdScore, urgent.score_id)
+        assert score is not None
+    # The eviction in 20 days comes first, with its band and reasons.
+    assert page.index(f"/cases/{urgent.id}") < page.index(f"/cases/{other.id}")
+    assert urgent.priority == 0 and f"band-{score.band}" in page
+    assert "ontruimingsdatum binnen 30 dagen" in page
+    assert "Vries" not in page  # names only on the case page
+
+    # Claim from the queue (one click), then the case page (two).
+    client.post(f"/cases/{urgent.id}/claim", data={"csrf_token": _csrf(page)})
+    case_page = client.get(f"/cases/{urgent.id}").get_data(as_text=True)
+    assert "J. de Vries" in case_page and "Oudegracht 12" in case_page
+    assert "consulent@example.nl" in case_page
+    token = _csrf(case_page)
+    now = dt.datetime.now(NL)
+    answer = client.post(
+        f"/cases/{urgent.id}/attempts",
+        data={
+            "csrf_token": token,
+            "kind": "Huisbezoek",
+            "day": (now + dt.timedelta(days=2)).date().isoformat(),
+            "time": "10:00",
+        },
+        follow_redirects=True,
+    )
+    assert "kan niet in de toekomst liggen" in answer.get_data(as_text=True)
+    answer = client.post(
+        f"/cases/{urgent.id}/attempts",
+        data={
+            "csrf_token": token,
+            "kind": "Huisbezoek",
+            "day": now.date().isoformat(),
+            "time": "00:01",
+            "reached": "y",
+            "note": "afspraak gemaakt",
+        },
+        follow_redirects=True,
+    )
+    text = answer.get_data(as_text=True)
+    assert "Contactpoging vastgelegd" in text and "afspraak gemaakt" in text
+    answer = client.post(
+        f"/cases/{urgent.id}/close",
+        data={"csrf_token": token, "result": CaseResult.VERVOLGHULP_FINANCIEEL.value},
+        follow_redirects=True,
+    )
+    assert "Zaak afgesloten" in answer.get_data(as_text=True)
+    again = client.post(
+        f"/cases/{urgent.id}/close",
+        data={"csrf_token": token, "result": CaseResult.GEEN_CONTACT.value},
+        follow_redirects=True,
+    )
+    assert "al afgesloten" in again.get_data(as_text=True)
+    with unit_of_work(world.runtime.readers) as session:
+        case = session.get(Case, urgent.id)
+        assert case is not None
+        assert case.state is CaseState.AFGESLOTEN
+        assert case.result is CaseResult.VERVOLGHULP_FINANCIEEL
+        signal = session.scalars(select(Signal).where(Signal.signal_ref == "R-1")).one()
+        assert signal.status is SignalStatus.OPGEPAKT
+    assert f"/cases/{urgent.id}" not in client.get("/queue").get_data(as_text=True)
+
+
+def test_other_municipalities_and_other_roles_see_nothing(client: Any, world: World) -> None:
+    path, sig = openssl_batch(world, csv_bytes([row()]))
+    world.receive(path, sig)
+    for name in JOBS:
+        run_job(world.runtime, name)
+    with unit_of_work(world.runtime.readers) as session:
+        case_id = session.scalars(select(Case.id)).one()
+    with unit_of_work(world.runtime.sessions) as session:
+        elsewhere = add_municipality(session, "0363", "Amsterdam")
+        password = add_user(session, "a@example.nl", Role.COUNSELLOR, [elsewhere]).password
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"email": "a@example.nl", "password": password, "csrf_token": token})
+    assert client.get(f"/cases/{case_id}").status_code == 404
+    assert f"/cases/{case_id}" not in client.get("/queue").get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/queue").get_data(as_text=True))})
+    _login(client, world, Role.ANALYST, "analist@example.nl")
+    assert client.get("/queue").status_code == 403
+    assert client.get(f"/cases/{case_id}").status_code == 403
