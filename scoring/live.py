@@ -80,7 +80,8 @@ def live_cohort(
 
     parts: list[tuple[np.ndarray, ...]] = []
     last_month = month_number(today - dt.timedelta(days=horizon_days)) - 1
-    for month in range(int(stored.month.min()) if len(s) else 0, last_month + 1):
+    first_month = int(stored.month.min()) if len(s) else last_month + 1  # none: no snapshot
+    for month in range(first_month, last_month + 1):
         end = _month_end(month)
         if (today - end).days < horizon_days:
             break

@@ -318,6 +318,9 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
         "process_batches": 0,
         "poll_inbox": 0,
         "score_households": 0,
+        "match_signals": {"signals": 0, "cases_created": 0, "repeats_closed": 0, "to_review": 0},
+        "plan_cases": 0,
+        "escalate_overdue": 0,
     }
     result = vs(runtime, "jobs", "run", "nope", check=False)
     assert result.returncode != 0 and "unknown job" in result.stderr
@@ -340,3 +343,11 @@ def test_scheduler_runs_jobs_and_stops(runtime: Runtime, world: World, stop: int
     process.send_signal(stop)
     assert process.wait(timeout=30) == 0
     assert json.loads(report.read_text())["status"] == "processed"
+
+
+def test_model_retrain_waits_for_local_outcomes(runtime: Runtime, world: World) -> None:
+    out = json.loads(vs(runtime, "model", "retrain", "--gemeente", "0344", "--json").stdout)
+    assert out["retrained"] is False and out["snapshots"] == 0
+    assert out["reason"].startswith("not enough local outcomes yet")
+    missing = vs(runtime, "model", "retrain", "--gemeente", "9999", check=False)
+    assert missing.returncode != 0 and "9999" in missing.stderr
