@@ -32,7 +32,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scoring.aggregates import SIGNAL_DTYPE, aggregate
+from scoring.aggregates import RAW_COLUMNS, SIGNAL_DTYPE, aggregate
 from scoring.artifacts import load, save
 from scoring.evaluation import evaluate_model, gates, time_split
 from scoring.features import raw_matrix
@@ -110,7 +110,7 @@ def live_cohort(
             (
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
-                aggregate(np.zeros(0, SIGNAL_DTYPE), np.zeros(0)),
+                np.zeros((0, len(RAW_COLUMNS))),
                 np.zeros(0, bool),
             )
         )
