@@ -166,8 +166,7 @@ def load_demo(
     model = demo_model(runtime, model_households)
     return {
         "loaded": True,
-        "model_version": model["model_version"],
-        "households_scored": model["households_scored"],
+        **model,
         "gemeente": GEMEENTE[0],
         "batches": len(results),
         "rows_accepted": sum(r.report.get("rows_accepted", 0) for r in results),
