@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from outreach.enums import CaseState
@@ -120,19 +119,18 @@ def escalate(runtime: Runtime) -> int:
         return len(tasks)
 
 
-def reminders(session: Session, municipality_id: int, today: dt.date) -> dict[Any, int]:
+def reminders(session: Session, municipality_id: int, today: dt.date) -> dict[int | None, int]:
     """Per counsellor (user id; None = unassigned) the open tasks due today or earlier."""
-    rows = session.execute(
-        select(Case.assigned_to_id, Task.id)
-        .join(Task)
-        .where(
-            Case.municipality_id == municipality_id,
-            Case.state.in_(OPEN),
-            Task.done_at.is_(None),
-            Task.due_on <= today,
-        )
-    ).all()
-    out: dict[Any, int] = {}
-    for user_id, _ in rows:
-        out[user_id] = out.get(user_id, 0) + 1
-    return out
+    return dict(
+        session.execute(
+            select(Case.assigned_to_id, func.count(Task.id))
+            .join(Task)
+            .where(
+                Case.municipality_id == municipality_id,
+                Case.state.in_(OPEN),
+                Task.done_at.is_(None),
+                Task.due_on <= today,
+            )
+            .group_by(Case.assigned_to_id)
+        ).all()
+    )

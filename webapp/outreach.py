@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, DateField, SelectField, TextAreaField, TimeField
 from wtforms.fields.choices import enum_choices
@@ -160,6 +160,7 @@ def queue() -> Any:
                 more=more,
                 args=args,
                 priorities=list(Priority),
+                priority_labels={int(p): p.label for p in Priority},
                 partner_types=list(PartnerType),
                 mine=mine,
                 capacity=_runtime().settings.counsellor_capacity,
@@ -366,7 +367,7 @@ def team() -> Any:
         .where(
             Case.municipality_id.in_(_municipality_ids()),
             Case.state.in_(OPEN),
-            or_(Task.due_on < today),
+            Task.due_on < today,
             Task.done_at.is_(None),
         )
     )
