@@ -7,6 +7,7 @@ import functools
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -88,6 +89,26 @@ class World:
                 signature=sig.read_bytes(),
                 source=BatchSource.API,
             ).batch.id
+
+    def ingest(
+        self,
+        content: bytes | list[dict[str, str]],
+        name: str = "batch.csv.p7m",
+        partner: str | None = None,
+        key: str = "rsa",
+    ) -> dict[str, Any]:
+        """Pack rows (or CSV bytes) with openssl and ingest them as ``vroegsignaal ingest``
+        does; the batch must be processed without a refused row. Returns the report."""
+        from signals.enums import BatchSource
+        from signals.jobs import ingest_file
+
+        data = content if isinstance(content, bytes) else csv_bytes(content)
+        path, sig = openssl_batch(self, data, name=name, key=key)
+        report = ingest_file(
+            self.runtime, partner or self.partner_id, path, sig, BatchSource.CLI
+        ).report
+        assert report["status"] == "processed" and report["rows_rejected"] == 0, report
+        return report
 
     def add_partner(
         self, name: str, partner_type: PartnerType = PartnerType.HUUR, key: str = "rsa2"

@@ -34,7 +34,7 @@ from signals.enums import Role, SignalStatus
 from signals.models import Municipality, User
 from signals.rules import NL
 from signals.service import add_user
-from tests.factories import World, csv_bytes, openssl_batch, row
+from tests.factories import World, row
 
 
 def test_due_dates_count_dutch_working_days_across_christmas(world: World) -> None:
@@ -57,16 +57,7 @@ def test_every_plan_has_four_attempts_with_a_call_or_visit() -> None:
 
 
 def _one_case(world: World) -> int:
-    path, sig = openssl_batch(world, csv_bytes([row(signaal_id="S-1")]))
-    from signals.enums import BatchSource
-    from signals.jobs import ingest_file
-
-    assert (
-        ingest_file(world.runtime, world.partner_id, path, sig, BatchSource.CLI).report[
-            "rows_accepted"
-        ]
-        == 1
-    )
+    assert world.ingest([row(signaal_id="S-1")])["rows_accepted"] == 1
     match(world.runtime)
     plan(world.runtime)
     with unit_of_work(world.runtime.readers) as session:

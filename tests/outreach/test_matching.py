@@ -11,19 +11,9 @@ from outreach.enums import CaseResult, CaseState
 from outreach.jobs import match, plan
 from outreach.models import Case
 from signals.db import unit_of_work
-from signals.enums import BatchSource, PartnerType, SignalStatus
-from signals.jobs import ingest_file
+from signals.enums import PartnerType, SignalStatus
 from signals.models import Signal
-from tests.factories import TODAY, World, csv_bytes, openssl_batch, row
-
-
-def _ingest(world: World, rows: list[dict[str, str]], name: str, partner: str | None = None,
-            key: str = "rsa") -> None:  # fmt: skip
-    path, sig = openssl_batch(world, csv_bytes(rows), name=name, key=key)
-    report = ingest_file(
-        world.runtime, partner or world.partner_id, path, sig, BatchSource.CLI
-    ).report
-    assert report["status"] == "processed" and report["rows_rejected"] == 0, report
+from tests.factories import TODAY, World, row
 
 
 def _day(days_ago: int) -> str:
@@ -46,9 +36,8 @@ def test_signals_of_one_household_and_month_become_one_case(world: World) -> Non
     energie, _ = world.add_partner("Stroom BV", PartnerType.ENERGIE, key="rsa2")
     first_of_month = TODAY.replace(day=1)
     same_month = [str(first_of_month), str(TODAY)]
-    _ingest(world, [row(signaal_id="H1", signaaldatum=same_month[0])], "huur.p7m")
-    _ingest(
-        world,
+    world.ingest([row(signaal_id="H1", signaaldatum=same_month[0])], "huur.p7m")
+    world.ingest(
         [
             row(signaal_id="E1", signaaldatum=same_month[1]),  # same BSN, same month
             row(signaal_id="E2", bsn="123456782", signaaldatum=same_month[1]),
@@ -70,8 +59,7 @@ def test_signals_of_one_household_and_month_become_one_case(world: World) -> Non
 
 def test_repeats_unchanged_are_closed_grown_ones_are_picked_up(world: World) -> None:
     earlier = _day(75)
-    _ingest(
-        world,
+    world.ingest(
         [
             row(
                 signaal_id="A1",
@@ -91,8 +79,7 @@ def test_repeats_unchanged_are_closed_grown_ones_are_picked_up(world: World) -> 
         "earlier.p7m",
     )
     match(world.runtime)
-    _ingest(
-        world,
+    world.ingest(
         [
             row(signaal_id="A2", bsn="111222333", signaaldatum=_day(1), bedrag="1000"),  # same
             row(signaal_id="B2", bsn="123456782", signaaldatum=_day(1), bedrag="1600"),  # grown
@@ -115,8 +102,7 @@ def test_repeats_unchanged_are_closed_grown_ones_are_picked_up(world: World) -> 
 
 def test_outside_the_window_goes_to_review_not_away(world: World) -> None:
     zorg, _ = world.add_partner("Zorgverzekeraar", PartnerType.ZORG, key="rsa2")
-    _ingest(
-        world,
+    world.ingest(
         [row(signaal_id="Z1", ontstaansdatum=_day(160), signaaldatum=_day(2))],
         "zorg.p7m",
         partner=zorg,

@@ -14,10 +14,8 @@ from scoring.models import HouseholdScore
 from scoring.service import activate_model, register_model
 from scoring.synthetic import Cohort
 from signals.db import unit_of_work
-from signals.enums import BatchSource
-from signals.jobs import ingest_file
 from signals.models import Municipality, Signal
-from tests.factories import World, csv_bytes, openssl_batch, row, synthetic_csv
+from tests.factories import World, csv_bytes, row, synthetic_csv
 
 
 def _activate(world: World, model: Pipeline, test: Cohort, tmp_path: Path) -> None:
@@ -30,16 +28,10 @@ def _activate(world: World, model: Pipeline, test: Cohort, tmp_path: Path) -> No
         activate_model(session, municipality, register_model(session, folder), "test")
 
 
-def _ingest(world: World, data: bytes, name: str) -> None:
-    path, sig = openssl_batch(world, data, name=name)
-    report = ingest_file(world.runtime, world.partner_id, path, sig, BatchSource.CLI).report
-    assert report["status"] == "processed", report
-
-
 def test_households_are_scored_once_and_again_when_they_change(
     world: World, model: Pipeline, split: tuple[Cohort, Cohort], tmp_path: Path
 ) -> None:
-    _ingest(world, synthetic_csv(400, prefix="A"), "a.p7m")
+    world.ingest(synthetic_csv(400, prefix="A"), "a.p7m")
     runtime = world.runtime
     assert score_households(runtime) == 0  # no active model: nothing is scored
     _activate(world, model, split[1], tmp_path)
@@ -59,10 +51,9 @@ def test_households_are_scored_once_and_again_when_they_change(
     assert all(isinstance(text, str) and text for s in scores for text in s.reasons)
     # A new signal for one household: only that one is scored again, and its risk is no
     # lower for a second, larger arrear.
-    _ingest(world, csv_bytes([row(signaal_id="N-1", bsn="111222333", bedrag="900")]), "b.p7m")
+    world.ingest(csv_bytes([row(signaal_id="N-1", bsn="111222333", bedrag="900")]), "b.p7m")
     score_households(runtime)
-    _ingest(
-        world,
+    world.ingest(
         csv_bytes(
             [
                 row(
@@ -90,7 +81,7 @@ def test_a_newly_activated_model_scores_every_household_afresh(
 ) -> None:
     import copy
 
-    _ingest(world, synthetic_csv(120, prefix="B"), "a.p7m")
+    world.ingest(synthetic_csv(120, prefix="B"), "a.p7m")
     _activate(world, model, split[1], tmp_path)
     first = score_households(world.runtime)
     challenger = copy.deepcopy(model)

@@ -13,20 +13,11 @@ from sqlalchemy import select
 from scoring.live import live_cohort, retrain
 from scoring.service import ModelRefused, activate_model, record_outcome, register_model
 from signals.db import unit_of_work
-from signals.enums import BatchSource
-from signals.jobs import ingest_file
 from signals.models import Municipality, Signal
 from signals.synthetic import make_bsn
-from tests.factories import World, csv_bytes, openssl_batch, row
+from tests.factories import World, row
 
 TODAY = dt.date(2026, 11, 23)
-
-
-def _ingest(world: World, rows: list[dict[str, str]], name: str) -> None:
-    path, sig = openssl_batch(world, csv_bytes(rows), name=name)
-    report = ingest_file(world.runtime, world.partner_id, path, sig, BatchSource.CLI).report
-    assert report["status"] == "processed", report
-    assert report["rows_rejected"] == 0, report
 
 
 def _household(world: World, signal_ref: str) -> str:
@@ -40,8 +31,7 @@ def test_labels_come_from_later_eviction_signals_and_recorded_outcomes(world: Wo
         start = dt.date.fromisoformat(day) - dt.timedelta(days=60)
         return row(signaal_id=ref, bsn=bsn, signaaldatum=day, ontstaansdatum=str(start), **extra)
 
-    _ingest(
-        world,
+    world.ingest(
         [
             signal("A1", "111222333", "2024-03-10"),
             signal("B1", "123456782", "2024-03-12"),
@@ -107,7 +97,7 @@ def _history(world: World, households: int, seed: int) -> None:
             risk = 0.02 + 0.9 / (1 + np.exp(-(amount / monthly - 4.5) * 1.6))
         if rng.random() < risk:
             outcomes.append((f"H{h}-0", day + dt.timedelta(days=rng.randrange(20, 200))))
-    _ingest(world, rows, "history.p7m")
+    world.ingest(rows, "history.p7m")
     with unit_of_work(world.runtime.sessions) as session:
         for ref, day in outcomes:
             record_outcome(
