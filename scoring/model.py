@@ -50,6 +50,9 @@ class LaterSlice:
     def __init__(self, validation_fraction: float = 0.25) -> None:
         self.validation_fraction = validation_fraction
 
+    def __repr__(self) -> str:  # part of the model's version hash: no memory address
+        return f"LaterSlice(validation_fraction={self.validation_fraction})"
+
     def get_n_splits(self, X: object = None, y: object = None, groups: object = None) -> int:
         return 1
 

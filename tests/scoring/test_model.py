@@ -90,3 +90,12 @@ def test_model_carries_its_version(model: Pipeline) -> None:
     assert model_version(model).startswith("0.1+")
     assert model.metadata_["features"] == list(FEATURE_NAMES)
     assert model.metadata_["calibration"] in {"sigmoid", "isotonic"}
+
+
+def test_the_same_data_gives_the_same_model_version(split: tuple[Cohort, Cohort]) -> None:
+    from scoring.model import fit_model
+
+    train = split[0].subset(np.arange(8_000))
+    models = [fit_model(raw_matrix(train), train.outcome, order=train.scoring_day) for _ in "ab"]
+    versions = {model_version(m) for m in models}
+    assert len(versions) == 1, versions
