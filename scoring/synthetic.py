@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import random
 
 import numpy as np
 
@@ -80,6 +81,7 @@ from scoring.aggregates import (
     outside_window,
 )
 from signals.enums import PartnerType
+from signals.synthetic import PROFILES, Population, make_row, spoil
 
 ORIGIN = dt.date(2023, 1, 1)
 SPAN_DAYS = 730
@@ -372,3 +374,64 @@ def generate(n_households: int, seed: int = 0) -> Cohort:
         outcome=outcome,
         signals=signals,
     )
+
+
+def partner_rows(
+    n_signals: int,
+    until: dt.date,
+    months: int,
+    population: Population,
+    seed: int = 2026,
+    invalid_share: float = 0.0,
+) -> dict[tuple[PartnerType, dt.date], list[dict[str, str]]]:
+    """The cohort's signals of the last ``months`` months as partners' monthly batch rows.
+
+    The cohort's time line is shifted so that its last scoring day is the day before
+    ``until``; the households are drawn whole (every signal of theirs in the window) until
+    about ``n_signals`` signals, and each gets a person and address from ``population``.
+    So the demo's signals carry the cohort's patterns (repeats, growth, multiple partners,
+    eviction dates). Keyed by (partner type, first day of the month).
+    """
+    cohort = generate(max(500, 5 * n_signals), seed=seed)
+    shift = (until - dt.timedelta(days=1) - ORIGIN).days - int(cohort.scoring_day.max())
+    first_day = (until.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    for _ in range(months - 2):
+        first_day = (first_day - dt.timedelta(days=1)).replace(day=1)
+    window_start = (first_day - ORIGIN).days - shift
+    s = cohort.signals[cohort.signals["signal_day"] >= window_start]
+    rng = np.random.default_rng(seed)
+    households = rng.permutation(np.unique(s["household"]))
+    counts = np.bincount(s["household"], minlength=len(cohort))[households]
+    chosen = households[: int(np.searchsorted(np.cumsum(counts), n_signals)) + 1]
+    if len(chosen) > len(population.households):
+        raise ValueError("the population is smaller than the households drawn")
+    person = {int(h): population.households[i] for i, h in enumerate(chosen)}
+    picked = s[np.isin(s["household"], chosen)]
+    picked = picked[np.argsort(picked["signal_day"], kind="stable")]
+    out: dict[tuple[PartnerType, dt.date], list[dict[str, str]]] = {}
+    pyrng = random.Random(seed)
+    for index, sig in enumerate(picked):
+        partner = PARTNERS[int(sig["partner"])]
+        day = ORIGIN + dt.timedelta(days=int(sig["signal_day"]) + shift)
+        rows = out.setdefault((partner, day.replace(day=1)), [])
+        row = make_row(
+            pyrng,
+            person[int(sig["household"])],
+            f"{partner.value[:3].upper()}{day:%Y%m}-{len(rows) + 1:06d}",
+            index,
+            day,
+            ORIGIN + dt.timedelta(days=int(sig["arrears_start_day"]) + shift),
+            float(sig["amount"]),
+            float(sig["monthly_amount"]),
+            PROFILES[partner][2],
+            crisis=bool(sig["crisis"]),
+            warm_handover=bool(sig["warm_handover"]),
+            end_of_supply=bool(sig["end_of_supply"]),
+            eviction=ORIGIN + dt.timedelta(days=int(sig["eviction_day"]) + shift)
+            if sig["eviction_day"] >= 0
+            else None,
+        )
+        if invalid_share and pyrng.random() < invalid_share:
+            spoil(row, pyrng)
+        rows.append(row)
+    return out

@@ -267,41 +267,74 @@ def signal_rows(
             if partner_type is PartnerType.HUUR and months > 3 and rng.random() < 0.3
             else None
         )
-        row = {
-            "signaal_id": f"{id_prefix}-{index + 1:06d}",
-            "signaaldatum": signal_date.isoformat(),
-            "ontstaansdatum": started.strftime("%d-%m-%Y")
-            if index % 3 == 0
-            else started.isoformat(),
-            "bedrag": f"{amount:.2f}".replace(".", ",") if index % 2 else f"{amount:.2f}",
-            "maandbedrag": f"{monthly:.2f}",
-            "klantnummer": f"K{rng.randint(10_000_000, 99_999_999)}",
-            "bsn": person.bsn if person.bsn and rng.random() < bsn_share else "",
-            "voorletters": person.voorletters,
-            "tussenvoegsel": person.tussenvoegsel,
-            "achternaam": person.achternaam,
-            "geboortedatum": person.geboortedatum.isoformat() if rng.random() < 0.8 else "",
-            "geslacht": person.geslacht if rng.random() < 0.9 else "",
-            "straat": person.straat,
-            "huisnummer": person.huisnummer,
-            "huisnummertoevoeging": person.toevoeging,
-            "postcode": person.postcode[:4] + " " + person.postcode[4:]
-            if index % 4 == 0
-            else person.postcode,
-            "woonplaats": person.woonplaats,
-            "telefoon": person.telefoon if rng.random() < 0.6 else "",
-            "email": person.email if rng.random() < 0.4 else "",
-            "crisissignaal": "ja" if rng.random() < 0.02 else "nee",
-            "warme_overdracht": "true" if rng.random() < 0.03 else "false",
-            "eindelevering": "1" if end_of_supply else "0",
-            "ontruimingsdatum": eviction.isoformat() if eviction else "",
-        }
+        row = make_row(
+            rng,
+            person,
+            f"{id_prefix}-{index + 1:06d}",
+            index,
+            signal_date,
+            started,
+            amount,
+            monthly,
+            bsn_share,
+            crisis=rng.random() < 0.02,
+            warm_handover=rng.random() < 0.03,
+            end_of_supply=end_of_supply,
+            eviction=eviction,
+        )
         if invalid_share and rng.random() < invalid_share:
-            _spoil(row, rng)
+            spoil(row, rng)
         yield row
 
 
-def _spoil(row: dict[str, Any], rng: random.Random) -> None:
+def make_row(
+    rng: random.Random,
+    person: Household,
+    signal_id: str,
+    index: int,
+    signal_date: dt.date,
+    started: dt.date,
+    amount: float,
+    monthly: float,
+    bsn_share: float,
+    crisis: bool,
+    warm_handover: bool,
+    end_of_supply: bool,
+    eviction: dt.date | None,
+) -> dict[str, str]:
+    """One row as a partner writes it (all strings), in the formats partners vary between:
+    both date forms, decimal comma or point, postcode with or without a space, yes/no flags
+    as ``ja``/``true``/``1``. ``index`` picks the formats; ``rng`` which fields are known."""
+    return {
+        "signaal_id": signal_id,
+        "signaaldatum": signal_date.isoformat(),
+        "ontstaansdatum": started.strftime("%d-%m-%Y") if index % 3 == 0 else started.isoformat(),
+        "bedrag": f"{amount:.2f}".replace(".", ",") if index % 2 else f"{amount:.2f}",
+        "maandbedrag": f"{monthly:.2f}",
+        "klantnummer": f"K{rng.randint(10_000_000, 99_999_999)}",
+        "bsn": person.bsn if person.bsn and rng.random() < bsn_share else "",
+        "voorletters": person.voorletters,
+        "tussenvoegsel": person.tussenvoegsel,
+        "achternaam": person.achternaam,
+        "geboortedatum": person.geboortedatum.isoformat() if rng.random() < 0.8 else "",
+        "geslacht": person.geslacht if rng.random() < 0.9 else "",
+        "straat": person.straat,
+        "huisnummer": person.huisnummer,
+        "huisnummertoevoeging": person.toevoeging,
+        "postcode": person.postcode[:4] + " " + person.postcode[4:]
+        if index % 4 == 0
+        else person.postcode,
+        "woonplaats": person.woonplaats,
+        "telefoon": person.telefoon if rng.random() < 0.6 else "",
+        "email": person.email if rng.random() < 0.4 else "",
+        "crisissignaal": "ja" if crisis else "nee",
+        "warme_overdracht": "true" if warm_handover else "false",
+        "eindelevering": "1" if end_of_supply else "0",
+        "ontruimingsdatum": eviction.isoformat() if eviction else "",
+    }
+
+
+def spoil(row: dict[str, Any], rng: random.Random) -> None:
     """Make one realistic mistake, as partners' exports do."""
     choice = rng.randrange(5)
     if choice == 0:

@@ -1,10 +1,13 @@
 """The demo of CONTRACT §1: real data flow, not fixtures.
 
 A municipality with its recipient key, four partners (Huur, Energie, Water, Zorg) each with
-its own key pair, monthly batches of synthetic signals packed and encrypted exactly as a
-partner would, dropped into each partner's inbox folder and ingested by the same job that
-serves production. Log-ins of one user per role are kept in ``instance/demo/`` so that a
-second run (idempotent) prints them again.
+its own key pair, six months of monthly batches packed and encrypted exactly as a partner
+would, dropped into each partner's inbox folder and ingested by the same job that serves
+production. The signals are those of the synthetic cohort the risk model is trained on
+(``scoring.synthetic.partner_rows``); the model is then trained (once), activated through
+its gates, and the households are scored, matched into cases and planned. Log-ins of one
+user per role are kept in ``instance/demo/`` so that a second run (idempotent) prints them
+again.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from scoring.artifacts import save, train_synthetic
 from scoring.evaluation import gates
 from scoring.jobs import score_households
 from scoring.service import activate_model, active_model, register_model
+from scoring.synthetic import partner_rows
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.envelope import PrivateKey, load_certificate, pack
@@ -37,7 +41,7 @@ from signals.service import (
     add_user,
     create_recipient_key,
 )
-from signals.synthetic import SHARES, Population, signal_rows, to_csv
+from signals.synthetic import Population, to_csv
 
 GEMEENTE = ("0344", "Utrecht")
 PARTNERS = [
@@ -62,16 +66,6 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-
-
-def _month_starts(today: dt.date, months: int) -> list[tuple[dt.date, dt.date]]:
-    spans = []
-    first = today.replace(day=1)
-    for _ in range(months):
-        last = min(today, (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1))
-        spans.append((first, last))
-        first = (first - dt.timedelta(days=1)).replace(day=1)
-    return list(reversed(spans))
 
 
 def load_demo(
@@ -138,30 +132,21 @@ def load_demo(
         users = json.loads(logins_file.read_text()) if logins_file.exists() else []
 
     recipient = load_certificate(recipient_pem.encode())
-    population = Population(max(200, n_signals // 2))
-    total_share = sum(SHARES.values())
+    # The signals are the synthetic cohort's (scoring.synthetic), with people from a
+    # synthetic population: the same patterns the risk model was trained on.
+    batches = partner_rows(
+        n_signals, today, MONTHS, Population(max(200, n_signals)), invalid_share=0.01
+    )
     inbox = Path(runtime.settings.inbox_dir)
-    for month_index, (start, end) in enumerate(_month_starts(today, MONTHS)):
-        for _, partner_type, _ in PARTNERS:
-            count = max(1, n_signals * SHARES[partner_type] // total_share // MONTHS)
-            rows = signal_rows(
-                population,
-                partner_type,
-                count,
-                start,
-                end,
-                seed=month_index * 100 + list(SHARES).index(partner_type),
-                id_prefix=f"{partner_type.value[:3].upper()}{start:%Y%m}",
-                invalid_share=0.01,
-            )
-            key_file = demo_dir / "partners" / f"{partner_type.value.lower()}.key"
-            private_key = serialization.load_pem_private_key(key_file.read_bytes(), None)
-            p7m, signature = pack(to_csv(rows), recipient, private_key)  # type: ignore[arg-type]
-            folder = inbox / partner_ids[partner_type]
-            folder.mkdir(parents=True, exist_ok=True)
-            name = f"signalen-{start:%Y-%m}.csv.p7m"
-            (folder / name).write_bytes(p7m)
-            (folder / (name + ".sig")).write_bytes(signature)
+    for (partner_type, month), rows in sorted(batches.items()):
+        key_file = demo_dir / "partners" / f"{partner_type.value.lower()}.key"
+        private_key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+        p7m, signature = pack(to_csv(rows), recipient, private_key)  # type: ignore[arg-type]
+        folder = inbox / partner_ids[partner_type]
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"signalen-{month:%Y-%m}.csv.p7m"
+        (folder / name).write_bytes(p7m)
+        (folder / (name + ".sig")).write_bytes(signature)
     results = poll_inbox(runtime)
     model = demo_model(runtime, model_households)
     return {

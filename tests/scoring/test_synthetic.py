@@ -81,3 +81,36 @@ def test_audit_attributes_are_drawn_but_weakly_related(cohort: Cohort) -> None:
     assert set(np.unique(cohort.gender)) == {"Man", "Vrouw"}
     rates = [cohort.outcome[cohort.age_band == band].mean() for band in AGE_BANDS]
     assert max(rates) / min(rates) < 1.5
+
+
+def test_partner_rows_carry_the_cohorts_patterns_as_valid_batch_rows() -> None:
+    import datetime as dt
+    from collections import Counter
+
+    from scoring.synthetic import partner_rows
+    from signals.parsing import read_rows
+    from signals.schemas import RowValidator
+    from signals.synthetic import Population, to_csv
+
+    today = dt.date(2026, 11, 23)
+    batches = partner_rows(1_500, today, 6, Population(1_500))
+    rows = [r for group in batches.values() for r in group]
+    assert abs(len(rows) - 1_500) <= 10  # whole households, so about the number asked
+    assert {month for _, month in batches} == {dt.date(2026, m, 1) for m in (6, 7, 8, 9, 10, 11)}
+    validate = RowValidator(today)
+    _, parsed = read_rows(to_csv(rows), max_field_chars=1000)  # as the ingest reads them
+    checked = [validate(row) for _, row in parsed]
+    assert len(checked) == len(rows)
+    assert all(not errors for _, errors in checked)  # no spoiled rows asked for
+    assert all(data["signaaldatum"] < today for data, _ in checked)
+    assert len({r["signaal_id"] for r in rows}) == len(rows)
+    # The cohort's patterns: households with several signals, eviction dates on rent
+    # signals only, end-of-supply on energy only.
+    per_person = Counter((r["achternaam"], r["postcode"].replace(" ", "")) for r in rows)
+    assert sum(1 for n in per_person.values() if n > 1) > 0.25 * len(per_person)
+    for (partner, _), group in batches.items():
+        evictions = sum(1 for r in group if r["ontruimingsdatum"])
+        ends = sum(1 for r in group if r["eindelevering"] == "1")
+        assert evictions == 0 or partner is PartnerType.HUUR
+        assert ends == 0 or partner is PartnerType.ENERGIE
+    assert any(r["ontruimingsdatum"] for r in rows)
