@@ -6,6 +6,7 @@ published text never drifts from the model it describes.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from scoring.evaluation import (
@@ -107,6 +108,20 @@ def model_card(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         f"| TPR ratio min / max | {_f(report['tpr_ratio_min'])} / "
         f"{_f(report['tpr_ratio_max'])} | {GATE_TPR_RATIO[0]}–{GATE_TPR_RATIO[1]} |",
         "",
+        "Calibration: the reliability diagram compares the predicted probability with the "
+        "observed rate in ten equal-sized groups; the lift curve shows which share of all "
+        "outcomes the first households on the list hold, for the model, the best rule and "
+        "(on synthetic data) the true probabilities.",
+        "",
+        "![Reliability diagram](reliability.svg) ![Lift curve](lift.svg)",
+        "",
+        "| group | mean predicted | observed | households |",
+        "|---:|---:|---:|---:|",
+        *(
+            f"| {i} | {_f(b['predicted'], 4)} | {_f(b['observed'], 4)} | {b['n']} |"
+            for i, b in enumerate(report.get("reliability", []), start=1)
+        ),
+        "",
         "Rule baselines (today's werkbakje rules), precision at the same k:",
         "",
         "| rule | precision at k |",
@@ -200,3 +215,67 @@ def algoritmeregister(metadata: dict[str, Any], report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def plots(report: dict[str, Any]) -> dict[str, str]:
+    """The reliability diagram and the lift (capture) curve as SVG texts, by file name.
+
+    Drawn with matplotlib's object API (no global pyplot state); the SVG carries no date
+    and fixed element ids, so regenerating from the same report gives the same files.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    out = {}
+    with matplotlib.rc_context({"svg.hashsalt": "vroegsignaal", "font.size": 9}):
+        fig = Figure(figsize=(4.6, 4.2))
+        ax = fig.add_subplot()
+        points = report["reliability"]
+        top = max(max(b["predicted"], b["observed"]) for b in points) * 1.05
+        ax.plot([0, top], [0, top], color="#999", linestyle="--", label="perfect kalibratie")
+        ax.plot(
+            [b["predicted"] for b in points],
+            [b["observed"] for b in points],
+            marker="o",
+            color="#01689b",
+            label="model (10 even grote groepen)",
+        )
+        ax.set(
+            xlabel="voorspelde kans",
+            ylabel="waargenomen aandeel",
+            title="Betrouwbaarheid (reliability)",
+            xlim=(0, top),
+            ylim=(0, top),
+        )
+        ax.legend(loc="upper left")
+        out["reliability.svg"] = _svg(fig)
+
+        fig = Figure(figsize=(4.6, 4.2))
+        ax = fig.add_subplot()
+        curve = report["capture_curve"]
+        fractions = [0.0, *curve["fractions"]]
+        series = [("model", "model", "#01689b", "-"), ("best_rule", "beste regel", "#e17000", "-")]
+        if curve.get("oracle"):
+            series.append(("oracle", "ware kansen (oracle)", "#999", ":"))
+        for key, label, color, style in series:
+            ax.plot(fractions, [0.0, *curve[key]], label=label, color=color, linestyle=style)
+        ax.plot([0, 1], [0, 1], color="#ccc", linestyle="--", label="willekeurig")
+        ax.axvline(report["k_fraction"], color="#444", linewidth=0.8)
+        ax.annotate(" k", (report["k_fraction"], 0.02))
+        ax.set(
+            xlabel="aandeel huishoudens benaderd (hoogste score eerst)",
+            ylabel="aandeel van alle uitkomsten bereikt",
+            title="Lift: wie wordt als eerste bereikt",
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
+        ax.legend(loc="lower right")
+        out["lift.svg"] = _svg(fig)
+    return out
+
+
+def _svg(fig: Any) -> str:
+    buffer = io.StringIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()

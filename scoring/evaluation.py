@@ -36,8 +36,10 @@ from scoring.features import FEATURE_NAMES, HouseholdFeatures, raw_matrix
 from scoring.metrics import (
     ECE_BINS,
     calibration_slope,
+    capture_curve,
     expected_calibration_error,
     precision_at_k,
+    reliability,
     top_k,
 )
 from scoring.model import model_version
@@ -48,6 +50,8 @@ SHARE_TO_CASE = 0.8
 SIGNALS_PER_CASE = 1.12
 CASES_PER_FTE_MONTH = 20.0
 FTE_PER_10K_MONTH = 0.33
+#: List sizes (shares of the households) at which the lift curve is drawn.
+CURVE_FRACTIONS = [round(0.05 * i, 2) for i in range(1, 21)]
 AMOUNT_THRESHOLDS = (250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0)
 
 GATE_AUC_VS_ORACLE = 0.97
@@ -175,6 +179,17 @@ def evaluate(
         "best_rule_precision_at_k": rules[best_rule],
         "rule_precision_at_k": rules,
         "tpr_at_k": float(top_k(p, k)[y].mean()),
+        "reliability": reliability(y, p),
+        "capture_curve": {
+            "fractions": CURVE_FRACTIONS,
+            "model": capture_curve(y, p, np.asarray(CURVE_FRACTIONS)),
+            "best_rule": capture_curve(
+                y, rule_scores(features)[best_rule], np.asarray(CURVE_FRACTIONS)
+            ),
+            "oracle": capture_curve(y, cohort.true_p, np.asarray(CURVE_FRACTIONS))
+            if oracle
+            else None,
+        },
         "tpr_ratios": ratios,
         "tpr_ratio_min": min(ratios.values()),
         "tpr_ratio_max": max(ratios.values()),

@@ -16,14 +16,23 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
     frequency, not equal width: with a 4% base rate almost every household falls in the
     first equal-width bin.
     """
+    n = len(np.asarray(p))
+    return float(
+        sum(b["n"] * abs(b["predicted"] - b["observed"]) for b in reliability(y, p, bins)) / n
+    )
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """The reliability diagram's points: per equal-frequency bin of ``p``, the mean
+    predicted probability, the observed outcome rate and the number of households."""
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     order = np.argsort(p, kind="stable")
-    total = 0.0
-    for group in np.array_split(order, bins):
-        if len(group):
-            total += len(group) * abs(p[group].mean() - y[group].mean())
-    return total / len(p)
+    return [
+        {"predicted": float(p[g].mean()), "observed": float(y[g].mean()), "n": len(g)}
+        for g in np.array_split(order, bins)
+        if len(g)
+    ]
 
 
 def calibration_slope(y: np.ndarray, p: np.ndarray, eps: float = 1e-6) -> float:
@@ -78,6 +87,18 @@ def precision_at_k(y: np.ndarray, score: np.ndarray, k: int) -> float:
     n_left = k - int(above.sum())
     hits = y[above].sum() + n_left * y[tied].mean()
     return float(hits / k)
+
+
+def capture_curve(y: np.ndarray, score: np.ndarray, fractions: np.ndarray) -> list[float]:
+    """Share of all positives in the top ``fraction`` of households, per fraction (the lift
+    curve's y-axis; ties broken at random in expectation, as :func:`precision_at_k`)."""
+    y = np.asarray(y, dtype=float)
+    positives = y.sum()
+    n = len(y)
+    return [
+        float(precision_at_k(y, score, max(1, round(f * n))) * max(1, round(f * n)) / positives)
+        for f in fractions
+    ]
 
 
 def top_k(score: np.ndarray, k: int) -> np.ndarray:

@@ -597,11 +597,14 @@ def model_retrain(
     show_default=True,
 )
 def model_docs(version: str | None, out: Path) -> None:
-    """Write docs/model-card.md and docs/algoritmeregister.md from the model's evaluation."""
-    from scoring.docs import algoritmeregister, model_card
+    """Write docs/model-card.md, docs/algoritmeregister.md and the reliability and lift plots
+    from the model's evaluation."""
+    from scoring.docs import algoritmeregister, model_card, plots
 
     metadata, report = _evaluated(version)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model-card.md").write_text(model_card(metadata, report))
     (out / "algoritmeregister.md").write_text(algoritmeregister(metadata, report))
-    click.echo(f"wrote {out / 'model-card.md'} and {out / 'algoritmeregister.md'}")
+    for name, svg in plots(report).items():
+        (out / name).write_text(svg)
+    click.echo(f"wrote {out / 'model-card.md'}, {out / 'algoritmeregister.md'} and the plots")

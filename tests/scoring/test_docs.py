@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from sklearn.pipeline import Pipeline
@@ -37,3 +38,33 @@ def test_register_entry_has_the_publication_fields(model: Pipeline, report: dict
     ):
         assert f"## {heading}" in entry
     assert f"{report['tpr_ratio_min']:.3f}" in entry
+
+
+def test_reliability_and_lift_plots_come_from_the_report(report: dict[str, Any]) -> None:
+    import xml.etree.ElementTree as ET
+
+    from scoring.docs import plots
+
+    points = report["reliability"]
+    assert sum(b["n"] for b in points) == report["n_test"] and len(points) == 10
+    curve = report["capture_curve"]
+    for key in ("model", "best_rule", "oracle"):
+        values = curve[key]
+        assert all(a <= b + 1e-12 for a, b in itertools.pairwise(values)), key
+        assert abs(values[-1] - 1.0) < 1e-9  # the whole list holds every outcome
+    # Half of the list holds more outcomes for the model than for the best rule.
+    half = curve["fractions"].index(0.5)
+    assert curve["model"][half] > curve["best_rule"][half]
+    first, second = plots(report), plots(report)
+    assert first == second  # regenerating gives the same files
+    for name in ("reliability.svg", "lift.svg"):
+        root = ET.fromstring(first[name])  # noqa: S314  (our own output)
+        assert root.tag.endswith("svg")
+    assert "Betrouwbaarheid" in first["reliability.svg"] and "beste regel" in first["lift.svg"]
+
+
+def test_model_card_holds_the_reliability_table(model: Pipeline, report: dict[str, Any]) -> None:
+    card = model_card(model.metadata_, report)
+    assert "![Reliability diagram](reliability.svg)" in card
+    last = report["reliability"][-1]
+    assert f"| 10 | {last['predicted']:.4f} | {last['observed']:.4f} | {last['n']} |" in card
