@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, 
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
+from outreach.feedback import feedback
 from signals.enums import BatchCode, BatchSource
 from signals.errors import BatchRefused
 from signals.ingest import UnknownMunicipality, receive_batch, report
@@ -151,6 +153,25 @@ def get_batch(batch_id: str) -> Any:
     return jsonify(report(session, batch))
 
 
+@bp.get("/feedback")
+def get_feedback() -> Any:
+    partner = _partner()
+    if isinstance(partner, Response):
+        return partner
+    raw = (request.args.get("since") or "").strip()
+    if not raw:
+        return problem(
+            400, "Bad request", "query parameter 'since' (ISO 8601 date-time) is required"
+        )
+    try:
+        since = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return problem(400, "Bad request", "'since' is not an ISO 8601 date-time")
+    if since.tzinfo is None:
+        return problem(400, "Bad request", "'since' needs a time zone, e.g. 2026-11-01T00:00:00Z")
+    return jsonify(feedback(get_session(), partner.id, since))
+
+
 # -- OpenAPI -----------------------------------------------------------------------------------
 class BatchAcceptedSchema(Schema):
     id = fields.String(required=True)
@@ -180,6 +201,27 @@ class BatchReportSchema(Schema):
     finished_at = fields.DateTime()
 
 
+class FeedbackItemSchema(Schema):
+    signaal_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "DDAS signal status; 'Niet opgepakt' without a reason where the "
+            "partner may not know why"
+        },
+    )
+    gewijzigd = fields.DateTime(required=True)
+    incassopauze_tot = fields.Date(metadata={"description": "after accepted help"})
+
+
+class FeedbackSchema(Schema):
+    since = fields.DateTime(required=True)
+    feedback = fields.List(fields.Nested(FeedbackItemSchema), required=True)
+    next_since = fields.DateTime(
+        allow_none=True, metadata={"description": "ask again from here: more entries wait"}
+    )
+
+
 class ProblemSchema(Schema):
     type = fields.String(required=True)
     title = fields.String(required=True)
@@ -197,7 +239,7 @@ def build_spec() -> dict[str, Any]:
         servers=[{"url": "/api/v1"}],
         components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     )
-    for schema in (BatchAcceptedSchema, BatchReportSchema, ProblemSchema):
+    for schema in (BatchAcceptedSchema, BatchReportSchema, FeedbackSchema, ProblemSchema):
         spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
     problem_ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -264,6 +306,34 @@ def build_spec() -> dict[str, Any]:
                         },
                     },
                     **errors(401, 404),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/feedback",
+        parameters=[
+            {
+                "name": "since",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "format": "date-time"},
+            }
+        ],
+        operations={
+            "get": {
+                "summary": "What the partner may know of its signals, changed since a moment",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {
+                        "description": "feedback",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Feedback"}
+                            }
+                        },
+                    },
+                    **errors(400, 401),
                 },
             }
         },
