@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     #: Open cases one counsellor can carry (the queue shows who is full).
     counsellor_capacity: int = Field(default=25, ge=1)
     matching_poll_seconds: int = Field(default=120, gt=0)
+    #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
+    brp_api_url: str | None = None
+    brp_api_key: str | None = None
+    #: Client certificate and key (PEM files) for mutual TLS, and the CA bundle to trust.
+    brp_client_cert: str | None = None
+    brp_client_key: str | None = None
+    brp_ca_bundle: str | None = None
 
     @field_validator("data_key")
     @classmethod

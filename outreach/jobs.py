@@ -12,14 +12,17 @@ import logging
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from outreach.enums import CaseState
+from outreach import residents
+from outreach.enums import CaseResult, CaseState
 from outreach.matching import match_signals, municipalities_with_unmatched
-from outreach.models import Case, Task
+from outreach.models import Case, Resident, Task
+from outreach.residents import HaalCentraalRegister, LocalRegister, Register, RegisterUnavailable
 from outreach.rules import priority, threatening
-from outreach.service import SYSTEM, event, plan_case
+from outreach.service import SYSTEM, close, event, plan_case, transition
 from scoring.models import ActiveModel, HouseholdScore
 from signals.db import unit_of_work, utcnow
-from signals.models import Municipality
+from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
+from signals.models import Municipality, Signal
 from signals.rules import today_nl
 from signals.runtime import Runtime
 
@@ -38,6 +41,101 @@ def match(runtime: Runtime) -> dict[str, int]:
         for key in totals:
             totals[key] += getattr(result, key)
         log.info("municipality %s: %d signals matched", municipality_id, result.signals)
+    return totals
+
+
+def register_for(session: Session, runtime: Runtime, municipality: Municipality) -> Register | None:
+    """The configured BRP API, else the municipality's imported extract, else none."""
+    settings = runtime.settings
+    if settings.brp_api_url:
+        return HaalCentraalRegister(
+            settings.brp_api_url,
+            municipality.code,
+            api_key=settings.brp_api_key,
+            client_cert=settings.brp_client_cert,
+            client_key=settings.brp_client_key,
+            ca_bundle=settings.brp_ca_bundle,
+        )
+    imported = session.scalar(
+        select(Resident.id).where(Resident.municipality_id == municipality.id).limit(1)
+    )
+    if imported is None:
+        return None
+    return LocalRegister(session, runtime.protector, municipality.id, municipality.code)
+
+
+def check_municipality(
+    session: Session,
+    runtime: Runtime,
+    municipality: Municipality,
+    register: Register,
+    limit: int = 2_000,
+) -> dict[str, int]:
+    """Check new cases against the register: inwoner, geen inwoner (closed) or review."""
+    counts = {"inwoner": 0, "geen_inwoner": 0, "te_beoordelen": 0}
+    cases = session.scalars(
+        select(Case)
+        .where(
+            Case.municipality_id == municipality.id,
+            Case.state == CaseState.NIEUW,
+            Case.resident_check.is_(None),
+        )
+        .order_by(Case.id)
+        .limit(limit)
+        .options(selectinload(Case.signals).selectinload(Signal.client))
+    ).all()
+    protector = runtime.protector
+    today = today_nl()
+    for case in cases:
+        verdicts = [
+            residents.check(
+                protector.decrypt_json(s.client.identity, IDENTITY_CONTEXT),
+                protector.decrypt_json(s.contact, CONTACT_CONTEXT),
+                register,
+                municipality.code,
+            )
+            for s in case.signals
+        ]
+        verdict = next(
+            v
+            for kind in ("inwoner", "te_beoordelen", "geen_inwoner")
+            for v in verdicts
+            if v.outcome == kind
+        )
+        case.resident_check = verdict.outcome
+        counts[verdict.outcome] += 1
+        if verdict.outcome == "inwoner":
+            event(case, SYSTEM, "brp", f"inwonercheck: {verdict.reason}")
+        elif verdict.outcome == "geen_inwoner":
+            event(case, SYSTEM, "brp", f"inwonercheck: {verdict.reason}")
+            close(case, CaseResult.GEEN_INWONER, SYSTEM, today)
+        else:
+            case.review_reason = f"inwonercheck: {verdict.reason}"
+            transition(case, CaseState.TE_BEOORDELEN, SYSTEM, case.review_reason)
+    session.flush()
+    return counts
+
+
+def check_residents(runtime: Runtime) -> dict[str, int]:
+    """Job ``check_residents``: new cases against the BRP (API or imported extract)."""
+    totals = {"inwoner": 0, "geen_inwoner": 0, "te_beoordelen": 0}
+    with unit_of_work(runtime.readers) as session:
+        ids = list(session.scalars(select(Municipality.id)))
+    for municipality_id in ids:
+        try:
+            with unit_of_work(runtime.sessions) as session:
+                municipality = session.get(Municipality, municipality_id)
+                assert municipality is not None
+                register = register_for(session, runtime, municipality)
+                if register is None:
+                    continue
+                for key, count in check_municipality(
+                    session, runtime, municipality, register
+                ).items():
+                    totals[key] += count
+        except RegisterUnavailable as exc:
+            # Nothing of this run is kept; the cases are checked again on the next run.
+            log.warning("municipality %s: resident check postponed: %s", municipality_id, exc)
     return totals
 
 

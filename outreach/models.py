@@ -38,6 +38,9 @@ class Case(Base):
     crisis: Mapped[bool] = mapped_column(default=False)
     end_of_supply: Mapped[bool] = mapped_column(default=False)
     eviction_date: Mapped[dt.date | None]
+    #: Outcome of the resident check: "inwoner", "geen_inwoner", "te_beoordelen"; None
+    #: while not checked (no register configured yet).
+    resident_check: Mapped[str | None] = mapped_column(String(16))
     #: Why the case waits on the review list (no personal data), else None.
     review_reason: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(Integer, default=2)
@@ -131,3 +134,27 @@ class CaseEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Resident(Base):
+    """One person of an imported BRP extract: keyed hashes to find them, the rest encrypted.
+
+    An import replaces the municipality's whole extract in one transaction.
+    """
+
+    __tablename__ = "residents"
+    __table_args__ = (
+        Index("ix_residents_bsn", "municipality_id", "bsn_hash"),
+        Index("ix_residents_address", "municipality_id", "building_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(
+        ForeignKey("municipalities.id", ondelete="CASCADE")
+    )
+    bsn_hash: Mapped[str] = mapped_column(String(64))
+    #: Keyed hash of postcode and house number (without letter or addition).
+    building_hash: Mapped[str] = mapped_column(String(64))
+    #: Names, partner names, birth date and address, encrypted.
+    identity: Mapped[bytes] = mapped_column(LargeBinary)
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

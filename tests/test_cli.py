@@ -319,6 +319,7 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
         "poll_inbox": 0,
         "score_households": 0,
         "match_signals": {"signals": 0, "cases_created": 0, "repeats_closed": 0, "to_review": 0},
+        "check_residents": {"inwoner": 0, "geen_inwoner": 0, "te_beoordelen": 0},
         "plan_cases": 0,
         "escalate_overdue": 0,
     }

@@ -608,3 +608,31 @@ def model_docs(version: str | None, out: Path) -> None:
     for name, svg in plots(report).items():
         (out / name).write_text(svg)
     click.echo(f"wrote {out / 'model-card.md'}, {out / 'algoritmeregister.md'} and the plots")
+
+
+@main.group("brp")
+def brp_group() -> None:
+    """The resident register (BRP) the resident check uses."""
+
+
+@brp_group.command("import", with_appcontext=False)
+@click.argument("extract", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--gemeente", required=True)
+@json_option
+def brp_import(extract: Path, gemeente: str, as_json: bool) -> None:
+    """Replace the municipality's BRP extract (CSV); broken rows are reported, good rows load."""
+    from outreach.residents import import_extract
+    from signals.rules import today_nl
+
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            municipality = get_municipality(session, gemeente)
+            report = import_extract(
+                session, runtime.protector, municipality.id, extract.read_bytes(), today_nl()
+            ).as_dict()
+    except (NotFound, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    lines = [f"{report['rows_loaded']} of {report['rows_total']} rows loaded"]
+    lines += [f"  row {r['row']}: {r['field']} {r['code']}" for r in report["rejections"]]
+    _emit(as_json, report, "\n".join(lines))

@@ -19,6 +19,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "poll_inbox": (signal_jobs.poll_inbox, "inbox_poll_seconds"),
     "score_households": (scoring_jobs.score_households, "scoring_poll_seconds"),
     "match_signals": (outreach_jobs.match, "matching_poll_seconds"),
+    "check_residents": (outreach_jobs.check_residents, "matching_poll_seconds"),
     "plan_cases": (outreach_jobs.plan, "matching_poll_seconds"),
     "escalate_overdue": (outreach_jobs.escalate, "matching_poll_seconds"),
 }
