@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     #: Open cases one counsellor can carry (the queue shows who is full).
     counsellor_capacity: int = Field(default=25, ge=1)
     matching_poll_seconds: int = Field(default=120, gt=0)
+    #: Letters, cards and e-mails to residents: the phone number they may call, and a folder
+    #: whose ``brief.txt``, ``kaartje.txt`` or ``email.txt`` replace the built-in templates.
+    outreach_phone: str = "14 + het netnummer van de gemeente"
+    letter_templates_dir: str | None = None
+    #: E-mail to residents goes out through this SMTP server.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "vroegsignalering@gemeente.example"
     #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
     brp_api_url: str | None = None
     brp_api_key: str | None = None

@@ -71,6 +71,9 @@ class Case(Base):
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
     )
+    messages: Mapped[list[CaseMessage]] = relationship(
+        order_by="CaseMessage.id", cascade="all, delete-orphan"
+    )
 
 
 class CaseSignal(Base):
@@ -158,3 +161,21 @@ class Resident(Base):
     #: Names, partner names, birth date and address, encrypted.
     identity: Mapped[bytes] = mapped_column(LargeBinary)
     imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CaseMessage(Base):
+    """A letter, card or e-mail sent to the resident, kept in the case as it was sent."""
+
+    __tablename__ = "case_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ContactKind] = mapped_column(value_enum(ContactKind, 24))
+    #: Recipient (address or e-mail), subject and text: encrypted like all personal data.
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The SMTP Message-ID of an e-mail.
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    by: Mapped[User] = relationship()

@@ -15,10 +15,11 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, DateField, SelectField, TextAreaField, TimeField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.fields.choices import enum_choices
 from wtforms.validators import DataRequired, Length, Optional
 
+from outreach import letters
 from outreach.enums import CaseResult, CaseState, ContactKind, Priority
 from outreach.jobs import OPEN
 from outreach.models import Case, CaseSignal, Task
@@ -225,10 +226,13 @@ def case(case_id: int) -> Any:
     attempt_form = AttemptForm(
         data={"day": now.date(), "time": now.time().replace(second=0, microsecond=0)}
     )
+    draft = letters.email_draft(record, protector, _runtime().settings)
     return _no_store(
         current_app.make_response(
             render_template(
                 "case.html",
+                messages=[letters.kept(m, protector) for m in record.messages],
+                email_form=EmailForm(data=draft),
                 case=record,
                 people=_people(record),
                 score=score,
@@ -250,7 +254,7 @@ def _act(case_id: int, action: Any, success: str) -> Any:
     try:
         action(session, record)
         session.flush()
-    except OutreachError as exc:
+    except (OutreachError, letters.MailError) as exc:
         session.rollback()
         flash(str(exc), "error")  # nothing of the refused action is stored
         return redirect(url_for("outreach.case", case_id=case_id), 303)
@@ -340,6 +344,64 @@ def help_request(case_id: int) -> Any:
         lambda s, c: help_requested(c, current_user.email, today_nl(), _runtime().settings),
         "Hulpvraag vastgelegd; eerste gesprek ingepland",
     )
+
+
+class EmailForm(FlaskForm):
+    to = StringField("Aan", validators=[DataRequired(), Length(max=254)])
+    subject = StringField("Onderwerp", validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField("Tekst", validators=[DataRequired(), Length(max=20_000)])
+
+
+@bp.post("/cases/<int:case_id>/brief")
+@roles_required(Role.COUNSELLOR)
+def letter_pdf(case_id: int) -> Any:
+    """Render the letter or card as PDF, keep it in the case, record the attempt."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    kind = ContactKind.KAARTJE if request.form.get("soort") == "kaartje" else ContactKind.BRIEF
+    record = _case(case_id)
+    runtime = _runtime()
+    user = _user()
+    try:
+        record_attempt(record, user, kind, dt.datetime.now(NL), False, None, runtime.protector)
+    except OutreachError as exc:
+        get_session().rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("outreach.case", case_id=case_id), 303)
+    document, _ = letters.letter(record, kind, runtime.protector, runtime.settings, user.id)
+    response = current_app.make_response(document)
+    response.mimetype = "application/pdf"
+    name = f"{kind.value.lower()}-zaak-{record.id}.pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return _no_store(response)
+
+
+@bp.post("/cases/<int:case_id>/email")
+@roles_required(Role.COUNSELLOR)
+def send_mail(case_id: int) -> Any:
+    form = EmailForm()
+    if not form.validate_on_submit():
+        _case(case_id)
+        flash("E-mail niet verstuurd: " + _errors(form), "error")
+        return redirect(url_for("outreach.case", case_id=case_id), 303)
+    runtime = _runtime()
+
+    def send(session: Any, record: Case) -> None:
+        user = _user()
+        record_attempt(
+            record, user, ContactKind.MAIL, dt.datetime.now(NL), False, None, runtime.protector
+        )
+        letters.send_email(
+            record,
+            form.to.data.strip(),
+            form.subject.data,
+            form.body.data,
+            runtime.protector,
+            runtime.settings,
+            user.id,
+        )
+
+    return _act(case_id, send, "E-mail verstuurd en bewaard in de zaak")
 
 
 @bp.get("/team")
