@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     #: Open cases one counsellor can carry (the queue shows who is full).
     counsellor_capacity: int = Field(default=25, ge=1)
     matching_poll_seconds: int = Field(default=120, gt=0)
+    #: When (Europe/Amsterdam, HH:MM) counsellors get their daily reminder e-mail.
+    reminder_time: str = Field(default="07:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: Letters, cards and e-mails to residents: the phone number they may call, and a folder
     #: whose ``brief.txt``, ``kaartje.txt`` or ``email.txt`` replace the built-in templates.
     outreach_phone: str = "14 + het netnummer van de gemeente"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from outreach import residents
 from outreach.enums import CaseResult, CaseState
+from outreach.letters import MailError, mail
 from outreach.matching import match_signals, municipalities_with_unmatched
 from outreach.models import Case, Resident, Task
 from outreach.residents import HaalCentraalRegister, LocalRegister, Register, RegisterUnavailable
@@ -21,8 +22,9 @@ from outreach.rules import priority, threatening
 from outreach.service import SYSTEM, close, event, plan_case, transition
 from scoring.models import ActiveModel, HouseholdScore
 from signals.db import unit_of_work, utcnow
+from signals.enums import Role
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
-from signals.models import Municipality, Signal
+from signals.models import Municipality, Signal, User
 from signals.rules import today_nl
 from signals.runtime import Runtime
 
@@ -217,18 +219,53 @@ def escalate(runtime: Runtime) -> int:
         return len(tasks)
 
 
-def reminders(session: Session, municipality_id: int, today: dt.date) -> dict[int | None, int]:
-    """Per counsellor (user id; None = unassigned) the open tasks due today or earlier."""
-    return dict(
-        session.execute(
-            select(Case.assigned_to_id, func.count(Task.id))
-            .join(Task)
-            .where(
-                Case.municipality_id == municipality_id,
-                Case.state.in_(OPEN),
-                Task.done_at.is_(None),
-                Task.due_on <= today,
-            )
-            .group_by(Case.assigned_to_id)
+def due_tasks(session: Session, user_id: int, today: dt.date) -> list[tuple[int, str, dt.date]]:
+    """A counsellor's reminder list: (case id, contact kind, due date) of the open tasks of
+    their cases due today or earlier, oldest first."""
+    rows = session.execute(
+        select(Case.id, Task.kind, Task.due_on)
+        .join(Task)
+        .where(
+            Case.assigned_to_id == user_id,
+            Case.state.in_(OPEN),
+            Task.done_at.is_(None),
+            Task.due_on <= today,
+        )
+        .order_by(Task.due_on, Case.id)
+    ).all()
+    return [(case_id, kind.value, due) for case_id, kind, due in rows]
+
+
+def send_reminders(runtime: Runtime) -> int:
+    """Job ``send_reminders`` (daily): each counsellor with due tasks gets their list by
+    e-mail: case numbers, contact kinds and dates only, never who a case is about."""
+    settings = runtime.settings
+    if not settings.smtp_host:
+        log.info("reminders not sent: no SMTP server configured")
+        return 0
+    today = today_nl()
+    sent = 0
+    with unit_of_work(runtime.readers) as session:
+        counsellors = session.scalars(
+            select(User).where(User.role == Role.COUNSELLOR, User.active.is_(True))
         ).all()
-    )
+        lists = {u.email: due_tasks(session, u.id, today) for u in counsellors}
+    for email, tasks in lists.items():
+        if not tasks:
+            continue
+        lines = [
+            f"- zaak {case_id}: {kind}, uiterlijk {due:%d-%m-%Y}"
+            + (" (verlopen)" if due < today else "")
+            for case_id, kind, due in tasks
+        ]
+        body = (
+            f"Goedemorgen,\n\nU heeft vandaag {len(tasks)} taken in de werkvoorraad:\n\n"
+            + "\n".join(lines)
+            + "\n\nOpen de werkvoorraad: /queue?toegewezen=mij\n"
+        )
+        try:
+            mail(settings, email, f"Vroegsignalering: {len(tasks)} taken voor vandaag", body)
+            sent += 1
+        except MailError as exc:
+            log.warning("reminder not sent: %s", exc)
+    return sent

@@ -132,6 +132,12 @@ def send_email(
     by_id: int,
 ) -> CaseMessage:
     """Send one e-mail to the resident through the SMTP server; keep it in the case."""
+    message_id = mail(settings, to, subject, body)
+    return _keep(case, ContactKind.MAIL, to, subject, body, protector, by_id, message_id)
+
+
+def mail(settings: Settings, to: str, subject: str, body: str) -> str:
+    """Send one plain-text e-mail through the configured SMTP server; its Message-ID."""
     if not settings.smtp_host:
         raise MailError("er is geen SMTP-server ingesteld (VROEGSIGNAAL_SMTP_HOST)")
     if "@" not in to or any(c in to for c in "\r\n,;"):
@@ -151,7 +157,7 @@ def send_email(
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
         raise MailError(f"de e-mail is niet verstuurd ({type(exc).__name__})") from None
-    return _keep(case, ContactKind.MAIL, to, subject, body, protector, by_id, message["Message-ID"])
+    return str(message["Message-ID"])
 
 
 def _keep(

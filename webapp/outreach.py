@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from outreach import letters
 from outreach.enums import CaseResult, CaseState, ContactKind, Priority
-from outreach.jobs import OPEN
+from outreach.jobs import OPEN, due_tasks
 from outreach.models import Case, CaseSignal, Task
 from outreach.rules import STATE_LABELS
 from outreach.service import (
@@ -144,6 +144,7 @@ def queue() -> Any:
             Case.assigned_to_id == current_user.id, Case.state.in_(OPEN)
         )
     )
+    due = due_tasks(session, current_user.id, today)
     review_count = session.scalar(
         select(func.count(Case.id)).where(
             Case.municipality_id.in_(_municipality_ids()),
@@ -166,6 +167,7 @@ def queue() -> Any:
                 mine=mine,
                 capacity=_runtime().settings.counsellor_capacity,
                 review_count=review_count,
+                due=due,
                 form=ActionForm(),
             )
         )

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import io
 import re
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -24,29 +19,7 @@ from signals.models import Municipality
 from signals.runtime import Runtime
 from signals.service import add_user
 from tests.factories import World, row
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
+from tests.outreach.conftest import Inbox
 
 
 def _csrf(page: str) -> str:
@@ -172,3 +145,37 @@ def test_no_smtp_server_means_no_email_and_nothing_stored(client: Any, world: Wo
         assert session.scalars(select(CaseMessage)).all() == []
         case = session.get(Case, case_id)
         assert case is not None and case.attempts == []
+
+
+def test_counsellors_get_their_daily_list_without_personal_data(
+    client: Any, world: World, smtp: tuple[int, Inbox]
+) -> None:
+    import datetime as dt
+
+    from outreach.jobs import send_reminders
+    from signals.models import User
+
+    port, inbox = smtp
+    case_id = _setup(client, world, world.runtime)
+    assert send_reminders(world.runtime) == 0  # no SMTP server configured: nothing sent
+    with unit_of_work(world.runtime.sessions) as session:
+        case = session.get(Case, case_id)
+        user = session.scalars(select(User).where(User.email == "c@example.nl")).one()
+        assert case is not None
+        case.assigned_to_id = user.id
+        case.tasks[0].due_on = dt.date.today() - dt.timedelta(days=3)
+        case.tasks[1].due_on = dt.date.today()
+        first_kind = case.tasks[0].kind.value
+    settings = world.runtime.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    )
+    assert send_reminders(Runtime(settings, world.runtime.engine)) == 1
+    (recipients, message) = inbox.messages[0]
+    body = message.get_payload(decode=True).decode()
+    assert recipients == ["c@example.nl"]
+    assert f"zaak {case_id}: {first_kind}" in body and "(verlopen)" in body
+    assert "2 taken" in message["Subject"]
+    assert "Şahin" not in body and "Oudegracht" not in body  # case numbers only
+    # The same list heads the counsellor's queue.
+    queue = client.get("/queue").get_data(as_text=True)
+    assert "Mijn taken voor vandaag" in queue and f"zaak #{case_id}" in queue
