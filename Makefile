@@ -47,6 +47,7 @@ fmt: $(VENV)/.dev-installed ## format and fix what ruff can
 bench: $(VENV)/.dev-installed ## benchmarks; figures printed beside their baselines
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/outreach_queue.py
 
 migrate: $(VENV)/.installed ## upgrade the database of $$VROEGSIGNAAL_CONFIG (default: the demo's)
 	VROEGSIGNAAL_CONFIG=$${VROEGSIGNAAL_CONFIG:-$(CONFIG)} $(VS) init-db

@@ -16,7 +16,7 @@ from outreach import residents
 from outreach.enums import CaseResult, CaseState
 from outreach.letters import MailError, mail
 from outreach.matching import match_signals, municipalities_with_unmatched
-from outreach.models import Case, Resident, Task
+from outreach.models import OPEN_STATES, Case, Resident, Task
 from outreach.residents import HaalCentraalRegister, LocalRegister, Register, RegisterUnavailable
 from outreach.rules import priority, threatening
 from outreach.service import SYSTEM, close, event, plan_case, transition
@@ -29,7 +29,7 @@ from signals.rules import today_nl
 from signals.runtime import Runtime
 
 log = logging.getLogger(__name__)
-OPEN = (CaseState.NIEUW, CaseState.OPGEPAKT)
+OPEN = OPEN_STATES
 
 
 def match(runtime: Runtime) -> dict[str, int]:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from outreach.enums import CaseResult, CaseState, ContactKind, Dagdeel
@@ -23,7 +34,7 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
-        Index("ix_cases_queue", "municipality_id", "state", "priority", "probability"),
+        Index("ix_cases_state", "municipality_id", "state"),
         Index("ix_cases_household_period", "municipality_id", "household_key", "period"),
     )
 
@@ -74,6 +85,39 @@ class Case(Base):
     messages: Mapped[list[CaseMessage]] = relationship(
         order_by="CaseMessage.id", cascade="all, delete-orphan"
     )
+
+
+#: The states of the queue (work still to do).
+OPEN_STATES = (CaseState.NIEUW, CaseState.OPGEPAKT)
+
+
+def queue_order() -> tuple[Any, ...]:
+    """The queue's order: priority, then the risk (unscored last), the due date, the id."""
+    return (
+        Case.priority,
+        func.coalesce(Case.probability, literal_column("-1.0")).desc(),
+        Case.first_attempt_due,
+        Case.id,
+    )
+
+
+def is_open() -> Any:
+    """``state IN ('nieuw', 'opgepakt')`` with the values inlined, as the partial index
+    ``ix_cases_queue`` is written: SQLite uses a partial index only for literally the same
+    condition."""
+    return Case.state.in_(
+        bindparam("open_states", list(OPEN_STATES), expanding=True, literal_execute=True)
+    )
+
+
+# The queue walks this index in order and stops after one page, however many cases are open.
+Index(
+    "ix_cases_queue",
+    Case.municipality_id,
+    *queue_order(),
+    sqlite_where=Case.state.in_(list(OPEN_STATES)),
+    postgresql_where=Case.state.in_(list(OPEN_STATES)),
+)
 
 
 class CaseSignal(Base):

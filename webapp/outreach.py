@@ -22,7 +22,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from outreach import letters
 from outreach.enums import CaseResult, CaseState, ContactKind, Priority
 from outreach.jobs import OPEN, due_tasks
-from outreach.models import Case, CaseSignal, Task
+from outreach.models import Case, CaseSignal, Task, is_open, queue_order
 from outreach.rules import STATE_LABELS
 from outreach.service import (
     NOTE_CONTEXT,
@@ -95,7 +95,7 @@ def queue() -> Any:
         .scalar_subquery()
     )
     query = select(Case, next_due.label("next_due")).where(
-        Case.municipality_id.in_(_municipality_ids()), Case.state.in_(OPEN)
+        Case.municipality_id.in_(_municipality_ids()), is_open()
     )
     if args.get("prioriteit") in {p.label for p in Priority}:
         query = query.where(Case.priority == Priority[args["prioriteit"].upper()])
@@ -120,12 +120,7 @@ def queue() -> Any:
     except ValueError:
         page = 1
     rows = session.execute(
-        query.order_by(
-            Case.priority,
-            Case.probability.desc().nulls_last(),
-            Case.first_attempt_due,
-            Case.id,
-        )
+        query.order_by(*queue_order())
         .offset((page - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE + 1)
         .options(selectinload(Case.signals), selectinload(Case.assigned_to))
