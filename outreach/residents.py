@@ -12,7 +12,8 @@ Two registers behind one interface (:class:`Register`):
 
 * the BSN is registered in this municipality and a name matches: **inwoner** (a move within
   the municipality is still an inwoner);
-* the BSN is registered elsewhere, or nobody lives at the address: **geen inwoner**;
+* the BSN is registered elsewhere (or, with an extract of the municipality's residents, not
+  in it), or nobody lives at the address: **geen inwoner**;
 * anything else (BSN unknown, names that do not match, no BSN and nobody of that name at the
   address): the **review list**, never dropped.
 
@@ -74,6 +75,11 @@ class Verdict:
 
 
 class Register(Protocol):
+    #: True when the register holds exactly the municipality's residents (an extract), so a
+    #: BSN it does not know is not a resident; False for the national BRP API, where an
+    #: unknown BSN is a question for a person.
+    complete: bool
+
     def by_bsn(self, bsns: list[str]) -> dict[str, Person]: ...
 
     def at_address(self, postcode: str, huisnummer: int) -> list[Person]: ...
@@ -118,6 +124,8 @@ def check(
     bsn = identity.get("bsn")
     if bsn:
         person = register.by_bsn([bsn]).get(bsn)
+        if person is None and register.complete:
+            return Verdict("geen_inwoner", "niet ingeschreven in de gemeente (BRP-uittreksel)")
         if person is None:
             return Verdict("te_beoordelen", "BSN niet gevonden in de BRP")
         if person.gemeente and person.gemeente != gemeente:
@@ -252,6 +260,8 @@ def import_extract(
 class LocalRegister:
     """The imported extract of one municipality."""
 
+    complete = True
+
     def __init__(
         self, session: Session, protector: DataProtector, municipality_id: int, gemeente: str
     ) -> None:
@@ -336,6 +346,8 @@ def person_from_brp(data: dict[str, Any]) -> Person:
 
 class HaalCentraalRegister:
     """A client of the BRP API Personen (Haal Centraal), version 2."""
+
+    complete = False
 
     def __init__(
         self,

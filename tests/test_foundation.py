@@ -127,6 +127,9 @@ def test_demo_is_real_and_idempotent(runtime: Runtime, passing_artifact: Path) -
     assert len(scores) <= households
     assert {s.band for s in scores} <= {"hoog", "midden", "laag"}
     assert all(s.reasons and s.model_version_id for s in scores)
+    # The demo's BRP extract is checked: most are residents, those who moved away are not.
+    checked = first["resident_check"]
+    assert checked["inwoner"] > 10 * checked["geen_inwoner"] > 0
     assert shares[PartnerType.ZORG] > shares[PartnerType.WATER]
     again = load_demo(runtime, n_signals=400)
     assert not again["loaded"]

@@ -12,7 +12,9 @@ again.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import os
 from pathlib import Path
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import func, select
 
 from outreach import jobs as outreach_jobs
+from outreach.residents import import_extract
 from scoring.artifacts import save, train_synthetic
 from scoring.evaluation import gates
 from scoring.jobs import score_households
@@ -134,9 +137,14 @@ def load_demo(
     recipient = load_certificate(recipient_pem.encode())
     # The signals are the synthetic cohort's (scoring.synthetic), with people from a
     # synthetic population: the same patterns the risk model was trained on.
-    batches = partner_rows(
-        n_signals, today, MONTHS, Population(max(200, n_signals)), invalid_share=0.01
-    )
+    population = Population(max(200, n_signals))
+    batches = partner_rows(n_signals, today, MONTHS, population, invalid_share=0.01)
+    # The municipality's BRP extract: most people live here, every 25th moved away.
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.scalars(
+            select(Municipality).where(Municipality.code == GEMEENTE[0])
+        ).one()
+        import_extract(session, runtime.protector, municipality.id, brp_extract(population), today)
     inbox = Path(runtime.settings.inbox_dir)
     for (partner_type, month), rows in sorted(batches.items()):
         key_file = demo_dir / "partners" / f"{partner_type.value.lower()}.key"
@@ -158,6 +166,36 @@ def load_demo(
         "rows_rejected": sum(r.report.get("rows_rejected", 0) for r in results),
         "users": users,
     }
+
+
+EXTRACT_COLUMNS = (
+    "bsn", "voornamen", "voorvoegsel", "geslachtsnaam", "geboortedatum", "straat", "huisnummer",
+    "huisnummertoevoeging", "postcode", "woonplaats",
+)  # fmt: skip
+
+
+def brp_extract(population: Population, moved_every: int = 25) -> bytes:
+    """A BRP extract (CSV) of the demo population: everyone but every ``moved_every``-th."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\n")
+    writer.writerow(EXTRACT_COLUMNS)
+    for index, person in enumerate(population.households):
+        if person.bsn and index % moved_every:
+            writer.writerow(
+                [
+                    person.bsn,
+                    "",
+                    person.tussenvoegsel,
+                    person.achternaam,
+                    person.geboortedatum.isoformat(),
+                    person.straat,
+                    person.huisnummer,
+                    person.toevoeging,
+                    person.postcode,
+                    person.woonplaats,
+                ]
+            )
+    return out.getvalue().encode()
 
 
 def _passing_artifact(root: Path) -> Path | None:
@@ -198,10 +236,14 @@ def demo_model(runtime: Runtime, households: int = 200_000) -> dict[str, Any]:
             version = record.version
     scored = score_households(runtime)
     matched = outreach_jobs.match(runtime)
+    checked = outreach_jobs.check_residents(runtime)  # a page of cases per run
+    while sum((more := outreach_jobs.check_residents(runtime)).values()):
+        checked = {key: checked[key] + more[key] for key in checked}
     planned = outreach_jobs.plan(runtime)
     return {
         "model_version": version,
         "households_scored": scored,
         "cases_created": matched["cases_created"],
         "cases_planned": planned,
+        "resident_check": checked,
     }

@@ -143,3 +143,44 @@ def test_other_municipalities_and_other_roles_see_nothing(client: Any, world: Wo
     _login(client, world, Role.ANALYST, "analist@example.nl")
     assert client.get("/queue").status_code == 403
     assert client.get(f"/cases/{case_id}").status_code == 403
+
+
+def test_the_review_list_decides_both_ways(client: Any, world: World) -> None:
+    from signals.enums import PartnerType
+
+    zorg, _ = world.add_partner("Zorgverzekeraar", PartnerType.ZORG, key="rsa2")
+    late = str(dt.date.today() - dt.timedelta(days=160))
+    world.ingest(
+        [
+            row(signaal_id="Z1", bsn="111222333", ontstaansdatum=late),
+            row(signaal_id="Z2", bsn="123456782", ontstaansdatum=late),
+        ],
+        partner=zorg,
+        key="rsa2",
+    )
+    for name in JOBS:
+        run_job(world.runtime, name)
+    _login(client, world, Role.COUNSELLOR, "consulent@example.nl")
+    listing = client.get("/queue/beoordelen").get_data(as_text=True)
+    with unit_of_work(world.runtime.readers) as session:
+        ids = {s.signal_ref: c.id for c in session.scalars(select(Case)) for s in c.signals}
+    assert f"/cases/{ids['Z1']}" in listing and "buiten het convenantvenster (Zorg)" in listing
+    assert f"/cases/{ids['Z1']}" not in client.get("/queue").get_data(as_text=True)
+    token = _csrf(client.get(f"/cases/{ids['Z1']}").get_data(as_text=True))
+    client.post(f"/cases/{ids['Z1']}/review", data={"csrf_token": token, "besluit": "oppakken"})
+    client.post(f"/cases/{ids['Z2']}/review", data={"csrf_token": token, "besluit": "onterecht"})
+    again = client.post(
+        f"/cases/{ids['Z2']}/review",
+        data={"csrf_token": token, "besluit": "oppakken"},
+        follow_redirects=True,
+    )
+    assert "staat niet op de beoordelingslijst" in again.get_data(as_text=True)
+    with unit_of_work(world.runtime.readers) as session:
+        accepted, rejected = session.get(Case, ids["Z1"]), session.get(Case, ids["Z2"])
+        assert accepted is not None and rejected is not None
+        assert accepted.state is CaseState.NIEUW and len(accepted.tasks) >= 4
+        assert rejected.state is CaseState.AFGESLOTEN
+        assert rejected.result is CaseResult.NIET_OPGEPAKT_ONTERECHT
+    # Back in the queue after a person decided; the other one is gone from both lists.
+    assert f"/cases/{ids['Z1']}" in client.get("/queue").get_data(as_text=True)
+    assert f"/cases/{ids['Z2']}" not in client.get("/queue/beoordelen").get_data(as_text=True)

@@ -114,6 +114,8 @@ SIGNALS = [
     row(signaal_id="R4", bsn="", achternaam="Visser", postcode="3581AA", huisnummer="9"),
     # A BSN with a name that does not match: review, not away.
     row(signaal_id="R5", bsn="123456782", tussenvoegsel="", achternaam="Peters"),
+    # A BSN the municipality's extract does not hold: not registered here.
+    row(signaal_id="R7", bsn="100000034", achternaam="Mulder"),
 ]  # fmt: skip
 
 
@@ -124,7 +126,7 @@ def test_the_check_job_with_an_imported_extract(world: World) -> None:
     assert check_residents(runtime) == {"inwoner": 0, "geen_inwoner": 0, "te_beoordelen": 0}
     with unit_of_work(runtime.sessions) as session:
         import_extract(session, runtime.protector, world.municipality_id, EXTRACT.encode(), TODAY)
-    assert check_residents(runtime) == {"inwoner": 3, "geen_inwoner": 1, "te_beoordelen": 1}
+    assert check_residents(runtime) == {"inwoner": 3, "geen_inwoner": 2, "te_beoordelen": 1}
     assert check_residents(runtime)["inwoner"] == 0  # each case is checked once
     cases = _cases(world)
     assert {ref: cases[ref].resident_check for ref in ("R1", "R2", "R3")} == dict.fromkeys(
@@ -132,6 +134,7 @@ def test_the_check_job_with_an_imported_extract(world: World) -> None:
     )
     assert cases["R4"].state is CaseState.AFGESLOTEN
     assert cases["R4"].result is CaseResult.GEEN_INWONER
+    assert cases["R7"].result is CaseResult.GEEN_INWONER
     assert cases["R5"].state is CaseState.TE_BEOORDELEN
     assert cases["R5"].review_reason == "inwonercheck: naam wijkt af van de BRP"
     with unit_of_work(runtime.readers) as session:
