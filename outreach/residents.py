@@ -27,6 +27,7 @@ import csv
 import datetime as dt
 import io
 import re
+import ssl
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -363,13 +364,16 @@ class HaalCentraalRegister:
         headers = {"Accept": "application/json"}
         if api_key:
             headers["X-API-KEY"] = api_key
-        cert = (client_cert, client_key) if client_cert and client_key else client_cert
+        try:
+            tls = ssl.create_default_context(cafile=ca_bundle)  # else the system's CAs
+            if client_cert:  # mutual TLS, as the BRP API requires of municipalities
+                tls.load_cert_chain(client_cert, client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegisterUnavailable(
+                f"BRP client certificate, key or CA bundle cannot be read ({type(exc).__name__})"
+            ) from None
         self.client = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers=headers,
-            cert=cert,  # type: ignore[arg-type]
-            verify=ca_bundle or True,
-            timeout=timeout,
+            base_url=url.rstrip("/"), headers=headers, verify=tls, timeout=timeout
         )
 
     def _personen(self, query: dict[str, Any]) -> list[Person]:

@@ -9,6 +9,7 @@ against the official schema (``../shared/reference/brp-personen``).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,14 +109,18 @@ class BrpServer:
 
 
 @contextmanager
-def serving(people: list[dict[str, Any]]) -> Iterator[tuple[str, BrpServer]]:
-    """Serve the API on 127.0.0.1 (a free port) for the duration of the block."""
+def serving(
+    people: list[dict[str, Any]], ssl_context: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, BrpServer]]:
+    """Serve the API on 127.0.0.1 (a free port) for the duration of the block; with an SSL
+    context over HTTPS (which may demand a client certificate)."""
     api = BrpServer(people)
-    server = make_server("127.0.0.1", 0, api, threaded=True)
+    server = make_server("127.0.0.1", 0, api, threaded=True, ssl_context=ssl_context)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    scheme = "https" if ssl_context else "http"
     try:
-        yield f"http://127.0.0.1:{server.server_port}", api
+        yield f"{scheme}://127.0.0.1:{server.server_port}", api
     finally:
         server.shutdown()
         thread.join(5)

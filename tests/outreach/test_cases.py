@@ -173,3 +173,24 @@ def test_overdue_tasks_are_escalated_once(world: World) -> None:
         case = session.get(Case, case_id)
         assert case is not None
         assert any(e.kind == "escalatie" for e in case.events)
+
+
+def test_a_help_request_sets_the_first_conversation_in_working_days(world: World) -> None:
+    from outreach.rules import add_working_days
+    from outreach.service import help_requested
+
+    case_id = _one_case(world)
+    today = dt.date(2026, 12, 21)  # Monday before Christmas
+    with unit_of_work(world.runtime.sessions) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        case.priority = int(Priority.MIDDEN)
+        due = help_requested(case, "c@example.nl", today, world.runtime.settings)
+        # 20 working days, skipping Christmas, Boxing Day and New Year: 20 January 2027.
+        assert due == add_working_days(today, 20) == dt.date(2027, 1, 20)
+        case.priority = int(Priority.SPOED)  # a threatening situation: 3 working days
+        assert help_requested(case, "c@example.nl", today, world.runtime.settings) == dt.date(
+            2026, 12, 24
+        )
+        assert [t.kind for t in case.tasks].count(ContactKind.AFSPRAAK) == 2
+        assert any(e.kind == "hulpvraag" for e in case.events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +210,89 @@ def test_our_requests_and_the_test_server_follow_the_official_spec(world: World)
         validate(query, query["type"])
     for body in api.responses:
         validate(body, body["type"] + "Response")
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def issue(subject: str, key: Any, issuer: Any, issuer_key: Any, **kinds: Any) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+        )
+        for extension, critical in kinds.values():
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = issue("Test CA", ca_key, name("Test CA"), ca_key,
+               basic=(x509.BasicConstraints(ca=True, path_length=None), True))  # fmt: skip
+    files = {}
+    for role in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        extra = {}
+        if role == "server":
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            extra["san"] = (san, False)
+        cert = issue(f"brp-{role}", key, ca.subject, ca_key, **extra)
+        files[f"{role}.pem"] = folder / f"{role}.pem"
+        files[f"{role}.pem"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{role}.key"] = folder / f"{role}.key"
+        files[f"{role}.key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    files["ca.pem"] = folder / "ca.pem"
+    files["ca.pem"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def test_the_brp_client_speaks_mutual_tls_with_the_configured_certificate(
+    tmp_path: Path,
+) -> None:
+    import ssl
+
+    files = _certificates(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files["server.pem"], files["server.key"])
+    context.load_verify_locations(files["ca.pem"])
+    context.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no answer
+    with serving(PEOPLE, ssl_context=context) as (url, api):
+        assert url.startswith("https://")
+        register = HaalCentraalRegister(
+            url,
+            "0344",
+            api_key=API_KEY,
+            client_cert=str(files["client.pem"]),
+            client_key=str(files["client.key"]),
+            ca_bundle=str(files["ca.pem"]),
+        )
+        assert register.by_bsn(["111222333"])["111222333"].geslachtsnaam == "Vries"
+        without = HaalCentraalRegister(url, "0344", api_key=API_KEY, ca_bundle=str(files["ca.pem"]))
+        with pytest.raises(RegisterUnavailable, match="not reachable"):
+            without.by_bsn(["111222333"])
+        untrusted = HaalCentraalRegister(url, "0344", api_key=API_KEY)  # system CAs only
+        with pytest.raises(RegisterUnavailable, match="not reachable"):
+            untrusted.by_bsn(["111222333"])
+    assert len(api.requests) == 1
+    with pytest.raises(RegisterUnavailable, match="cannot be read"):
+        HaalCentraalRegister(url, "0344", client_cert=str(tmp_path / "missing.pem"))
