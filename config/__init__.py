@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     mail_from: str = "vroegsignalering@gemeente.example"
+    #: The DDAS delivery: the delivering organisation and its contact person (an export is
+    #: refused without the contact e-mail), and the period of the scheduled delivery.
+    ddas_organisation_name: str | None = None
+    ddas_kvk: str | None = None
+    ddas_contact_name: str | None = None
+    ddas_contact_email: str | None = None
+    ddas_contact_phone: str | None = None
+    ddas_contact_function: str | None = None
+    ddas_period: Literal["month", "quarter", "half-year"] = "quarter"
+    ddas_dir: str = "instance/ddas"
     #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
     brp_api_url: str | None = None
     brp_api_key: str | None = None

@@ -42,6 +42,16 @@ def period_of(day: dt.date, kind: str) -> str:
     return f"{day:%Y-%m}"
 
 
+def period_bounds(period: str) -> tuple[dt.date, dt.date]:
+    """First and last day of a matching period ("2026-11" or "2026-W05")."""
+    if "-W" in period:
+        year, week = period.split("-W")
+        first = dt.date.fromisocalendar(int(year), int(week), 1)
+        return first, first + dt.timedelta(days=6)
+    first = dt.date.fromisoformat(period + "-01")
+    return first, (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+
+
 def _household(signal: Signal) -> str:
     return signal.bsn_hash or signal.address_hash
 

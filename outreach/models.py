@@ -223,3 +223,23 @@ class CaseMessage(Base):
     by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     by: Mapped[User] = relationship()
+
+
+class DdasDelivery(Base):
+    """The delivery log: which period went to CBS, how much, its hash, who, when. No BSN."""
+
+    __tablename__ = "ddas_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_start: Mapped[dt.date]
+    period_end: Mapped[dt.date]
+    #: Comma-separated CBS codes of the municipalities in the delivery.
+    gemeenten: Mapped[str] = mapped_column(Text)
+    ddas_version: Mapped[str] = mapped_column(String(8))
+    product: Mapped[str] = mapped_column(String(80))
+    signals: Mapped[int]
+    cases: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: A user's e-mail, "cli:<login>" or "systeem".
+    by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import shutil
 import warnings
@@ -130,6 +131,23 @@ def test_demo_is_real_and_idempotent(runtime: Runtime, passing_artifact: Path) -
     # The demo's BRP extract is checked: most are residents, those who moved away are not.
     checked = first["resident_check"]
     assert checked["inwoner"] > 10 * checked["geen_inwoner"] > 0
+    # The demo's DDAS export passes our rules and the official schema.
+    from outreach.ddas import export, violations
+    from signals.models import Municipality
+    from tests.outreach.test_ddas import DDAS, official_violations
+
+    out = Path(runtime.settings.inbox_dir).parent / "levering.json"
+    settings = runtime.settings.model_copy(update={"ddas_contact_email": "vs@utrecht.example"})
+    with unit_of_work(runtime.sessions) as session:
+        municipalities = list(session.scalars(select(Municipality)))
+        since = dt.date.today() - dt.timedelta(days=200)
+        delivery = export(
+            session, runtime.protector, settings, municipalities, since, dt.date.today(), out, "t"
+        )
+    document = json.loads(out.read_text())
+    assert delivery.signals == first["rows_accepted"] and violations(document) == []
+    if (DDAS / "json_schema_Uitwisselmodel.json").is_file():
+        assert official_violations(document) == []
     assert shares[PartnerType.ZORG] > shares[PartnerType.WATER]
     again = load_demo(runtime, n_signals=400)
     assert not again["loaded"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from signals.enums import BatchSource, PartnerType, Role
 from signals.envelope import load_certificate, load_private_key, pack
 from signals.errors import Conflict, IntakeError, KeyFormatError, NotFound
 from signals.jobs import ingest_file
-from signals.models import RecipientKey
+from signals.models import Municipality, RecipientKey
 from signals.runtime import Runtime
 from signals.service import (
     add_municipality,
@@ -636,3 +637,54 @@ def brp_import(extract: Path, gemeente: str, as_json: bool) -> None:
     lines = [f"{report['rows_loaded']} of {report['rows_total']} rows loaded"]
     lines += [f"  row {r['row']}: {r['field']} {r['code']}" for r in report["rejections"]]
     _emit(as_json, report, "\n".join(lines))
+
+
+@main.group("export")
+def export_group() -> None:
+    """Deliveries to others: the DDAS file for CBS."""
+
+
+@export_group.command("ddas", with_appcontext=False)
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--gemeente", "codes", multiple=True, help="CBS code (default: every municipality)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def export_ddas(
+    start: dt.datetime, end: dt.datetime, codes: tuple[str, ...], out: Path, as_json: bool
+) -> None:
+    """The DDAS Vroegsignalering v1.2 delivery, validated before it is written."""
+    import getpass
+
+    from outreach.ddas import ExportRefused, export
+
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            if codes:
+                municipalities = [get_municipality(session, code) for code in codes]
+            else:
+                municipalities = list(
+                    session.scalars(select(Municipality).order_by(Municipality.code))
+                )
+            if not municipalities:
+                raise _fail("no municipality to export")
+            delivery = export(
+                session,
+                runtime.protector,
+                runtime.settings,
+                municipalities,
+                start.date(),
+                end.date(),
+                out,
+                by=f"cli:{getpass.getuser()}",
+            )
+    except (ExportRefused, NotFound) as exc:
+        raise _fail(str(exc)) from None
+    data = delivery.as_dict()
+    _emit(
+        as_json,
+        data,
+        f"wrote {out}: {data['signals']} signals, {data['cases']} cases "
+        f"({', '.join(data['gemeenten'])}), sha256 {data['sha256']}",
+    )
