@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     ddas_contact_function: str | None = None
     ddas_period: Literal["month", "quarter", "half-year"] = "quarter"
     ddas_dir: str = "instance/ddas"
+    #: When (Europe/Amsterdam) the daily job checks for a period to deliver.
+    ddas_delivery_time: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
     brp_api_url: str | None = None
     brp_api_key: str | None = None

@@ -593,3 +593,45 @@ def _levering(
     delivery.cases += index
     writer.write("]}")
     return problems
+
+
+def last_complete_period(today: dt.date, kind: str) -> tuple[dt.date, dt.date]:
+    """The most recent month, quarter or half-year that ended before ``today``."""
+    months = {"month": 1, "quarter": 3, "half-year": 6}[kind]
+    index = (today.year * 12 + today.month - 1) // months * months - months  # its first month
+    start = dt.date(index // 12, index % 12 + 1, 1)
+    after = index + months
+    end = dt.date(after // 12, after % 12 + 1, 1) - dt.timedelta(days=1)
+    return start, end
+
+
+def deliver_periodically(runtime: Any) -> str | None:
+    """Job ``deliver_ddas`` (daily): the last complete period's delivery, once.
+
+    Writes ``ddas-<start>-<end>.json`` for every municipality into ``ddas_dir`` unless the
+    delivery log already has that period; returns the file written, if any.
+    """
+    import logging
+
+    from signals.db import unit_of_work
+    from signals.rules import today_nl
+
+    log = logging.getLogger(__name__)
+    settings = runtime.settings
+    start, end = last_complete_period(today_nl(), settings.ddas_period)
+    with unit_of_work(runtime.sessions) as session:
+        done = session.scalar(
+            select(DdasDelivery.id).where(
+                DdasDelivery.period_start == start, DdasDelivery.period_end == end
+            )
+        )
+        municipalities = list(session.scalars(select(Municipality).order_by(Municipality.code)))
+        if done is not None or not municipalities:
+            return None
+        out = Path(settings.ddas_dir) / f"ddas-{start}-{end}.json"
+        try:
+            export(session, runtime.protector, settings, municipalities, start, end, out, "systeem")
+        except ExportRefused as exc:
+            log.warning("DDAS delivery %s..%s refused: %s", start, end, exc)
+            return None
+    return str(out)

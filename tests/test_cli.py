@@ -323,6 +323,7 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
         "plan_cases": 0,
         "escalate_overdue": 0,
         "send_reminders": 0,
+        "deliver_ddas": None,
     }
     result = vs(runtime, "jobs", "run", "nope", check=False)
     assert result.returncode != 0 and "unknown job" in result.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from outreach import ddas
 from outreach import jobs as outreach_jobs
 from scoring import jobs as scoring_jobs
 from signals import jobs as signal_jobs
@@ -23,6 +24,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "plan_cases": (outreach_jobs.plan, "matching_poll_seconds"),
     "escalate_overdue": (outreach_jobs.escalate, "matching_poll_seconds"),
     "send_reminders": (outreach_jobs.send_reminders, "reminder_time"),
+    "deliver_ddas": (ddas.deliver_periodically, "ddas_delivery_time"),
 }
 
 

@@ -221,3 +221,24 @@ def test_bad_stored_data_refuses_the_export_with_paths_only(world: World, tmp_pa
     ]
     assert "111222333" not in str(refused.value)
     assert list(out.parent.iterdir()) == []
+
+
+def test_the_periodic_delivery_runs_once_per_period(world: World, tmp_path: Path) -> None:
+    from outreach.ddas import deliver_periodically, last_complete_period
+
+    assert last_complete_period(dt.date(2026, 11, 23), "quarter") == (
+        dt.date(2026, 7, 1),
+        dt.date(2026, 9, 30),
+    )
+    assert last_complete_period(dt.date(2026, 1, 5), "half-year") == (
+        dt.date(2025, 7, 1),
+        dt.date(2025, 12, 31),
+    )
+    _data(world)
+    assert deliver_periodically(world.runtime) is None  # no contact e-mail: refused, logged
+    runtime = _settings(world.runtime, ddas_dir=str(tmp_path / "ddas"), ddas_period="month")
+    written = deliver_periodically(runtime)
+    assert written is not None and violations(json.loads(Path(written).read_text())) == []
+    assert deliver_periodically(runtime) is None  # the log has it: not again
+    with unit_of_work(runtime.readers) as session:
+        assert [d.by for d in session.scalars(select(DdasDelivery))] == ["systeem"]
