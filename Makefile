@@ -48,6 +48,7 @@ bench: $(VENV)/.dev-installed ## benchmarks; figures printed beside their baseli
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/outreach_queue.py
+	$(BIN)/python bench/ddas_export.py --baseline
 
 migrate: $(VENV)/.installed ## upgrade the database of $$VROEGSIGNAAL_CONFIG (default: the demo's)
 	VROEGSIGNAAL_CONFIG=$${VROEGSIGNAAL_CONFIG:-$(CONFIG)} $(VS) init-db

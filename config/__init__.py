@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     mail_from: str = "vroegsignalering@gemeente.example"
+    #: Inhabitants per municipality (CBS code), for signals per 1,000 inhabitants.
+    population: dict[str, int] = Field(default_factory=dict)
     #: The DDAS delivery: the delivering organisation and its contact person (an export is
     #: refused without the contact e-mail), and the period of the scheduled delivery.
     ddas_organisation_name: str | None = None

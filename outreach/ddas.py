@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
 
+import fastjsonschema
 import jsonschema
+import rfc3339_validator
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -215,12 +218,37 @@ def _validator(part: dict[str, Any]) -> jsonschema.Draft202012Validator:
     )
 
 
-_VALIDATORS = {
-    "document": _validator(SCHEMA),
-    "signal": _validator(SIGNAL),
-    "case": _validator(CASE),
-    "organisation": _validator(ORGANISATION),
-}
+_PARTS = {"document": SCHEMA, "signal": SIGNAL, "case": CASE, "organisation": ORGANISATION}
+_VALIDATORS = {kind: _validator(part) for kind, part in _PARTS.items()}
+
+
+def _is_date(value: str) -> bool:
+    try:
+        return len(value) == 10 and bool(dt.date.fromisoformat(value))
+    except ValueError:
+        return False
+
+
+def _fast(part: dict[str, Any]) -> Any:
+    """The same rules compiled to Python (fastjsonschema, Draft 7 spelling): about 100 times
+    quicker, for the export's many objects. Only a refusal goes to jsonschema, which then
+    names every violation."""
+    text = json.dumps({k: v for k, v in part.items() if k != "$schema"})
+    schema = json.loads(text.replace("#/$defs/", "#/definitions/"))
+    schema.pop("$defs", None)
+    schema["definitions"] = DEFS
+    return fastjsonschema.compile(
+        schema,
+        formats={
+            "date": _is_date,
+            "date-time": rfc3339_validator.validate_rfc3339,
+            "email": lambda value: bool(_EMAIL.fullmatch(value)),
+        },
+    )
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_FAST = {kind: _fast(part) for kind, part in _PARTS.items()}
 
 
 def _path(prefix: str, parts: Any) -> str:
@@ -232,6 +260,11 @@ def _path(prefix: str, parts: Any) -> str:
 
 def _schema_violations(kind: str, instance: Any, prefix: str = "") -> list[str]:
     """Violations as "path: rule" — the rule's name and its schema value, never the data."""
+    try:
+        _FAST[kind](instance)
+        return []
+    except fastjsonschema.JsonSchemaValueException:
+        pass  # name every violation below
     out = []
     for error in _VALIDATORS[kind].iter_errors(instance):
         rule = error.validator

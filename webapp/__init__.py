@@ -40,7 +40,7 @@ def create_app(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from webapp import api, auth, db, outreach, portal, views
+    from webapp import api, auth, dashboard, db, outreach, portal, views
 
     db.init_app(app)
     csrf.init_app(app)
@@ -50,6 +50,7 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(outreach.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
 

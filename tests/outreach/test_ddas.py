@@ -242,3 +242,28 @@ def test_the_periodic_delivery_runs_once_per_period(world: World, tmp_path: Path
     assert deliver_periodically(runtime) is None  # the log has it: not again
     with unit_of_work(runtime.readers) as session:
         assert [d.by for d in session.scalars(select(DdasDelivery))] == ["systeem"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "Misschien"},
+        {"bedrag": 450.5},
+        {"signaaldatum": "2025-13-01"},
+        {"ontstaansdatum": "05-01-2025"},
+        {"client": {"burgerservicenummer": "111222333", "postcode": "1234AB"}},
+        {"client": {"burgerservicenummer": "11122233"}},
+        {"client": {"postcode": "1234AB"}},
+        {"signaalpartner": {"type": "Bank"}},
+        {"kleur": "rood"},
+        {"crisissignaal": "ja"},
+    ],
+)
+def test_the_fast_and_the_full_check_agree(change: dict[str, Any]) -> None:
+    from outreach.ddas import _schema_violations
+
+    good = _official("uitgebreidVoorbeeld.json")["leveringen"][0]["vroegsignalen"][0]
+    assert _schema_violations("signal", good) == []
+    bad = {**good, **change}
+    found = _schema_violations("signal", bad)  # the fast check refuses, the full one names
+    assert found and all(isinstance(v, str) for v in found)

@@ -1,0 +1,272 @@
+"""DDAS export benchmark: 1,000,000 signals streamed to a delivery file in bounded memory.
+
+    .venv/bin/python bench/ddas_export.py [--signals 1000000] [--database-url postgresql://...]
+
+Setup (not timed): a fresh database (a temporary SQLite file unless ``--database-url``) with
+one municipality and N signals, each with its client; identity and contact details are
+encrypted with the data key exactly as the intake stores them (a third of the clients have
+no BSN, so the export decrypts their address). Every second signal belongs to a case with
+one contact attempt.
+
+Timed: ``outreach.ddas.export`` for the whole period: reading in chunks, decrypting,
+building and checking every object against our DDAS rules, writing the file and its hash.
+Memory: the high-water mark of resident memory is reset (``/proc/self/clear_refs``) when the
+clock starts; ``added`` is the peak during the export minus the memory before it.
+Baseline (``--baseline``): the memory the same delivery takes when held as one object in
+memory, the plain way of building it (it grows with N; the export's should not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import select
+
+from config import Settings
+from outreach.ddas import export
+from outreach.enums import CaseState, ContactKind, Dagdeel
+from outreach.models import Case, CaseSignal, ContactAttempt
+from signals.db import make_engine, unit_of_work
+from signals.enums import (
+    BatchSource,
+    BatchStatus,
+    Gender,
+    PartnerType,
+    Role,
+    SignalStatus,
+    WindowFlag,
+)
+from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
+from signals.models import Batch, Client, Municipality, Signal
+from signals.runtime import Runtime
+from signals.service import add_municipality, add_partner, add_user
+from signals.synthetic import make_bsn
+from webapp.cli import upgrade_database
+
+PARTNERS = [PartnerType.HUUR, PartnerType.ENERGIE, PartnerType.WATER, PartnerType.ZORG]
+PUBLIC_KEY = (
+    b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+    b"-----END PUBLIC KEY-----\n"
+)
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def populate(runtime: Runtime, n: int, year: int) -> int:
+    rng = random.Random(3)
+    protector = runtime.protector
+    with unit_of_work(runtime.sessions) as session:
+        municipality = add_municipality(session, "0344", "Utrecht")
+        partner = add_partner(
+            session, "Bench", PartnerType.HUUR, [municipality], PUBLIC_KEY
+        ).partner
+        user = add_user(session, "bench@example.nl", Role.COUNSELLOR, [municipality]).user
+        batch = Batch(
+            partner_id=partner.id,
+            municipality_id=municipality.id,
+            source=BatchSource.CLI,
+            status=BatchStatus.PROCESSED,
+            ciphertext_sha256="0" * 64,
+            size_bytes=0,
+        )
+        session.add(batch)
+        session.flush()
+        ids = (municipality.id, partner.id, batch.id, user.id)
+    municipality_id, partner_id, batch_id, user_id = ids
+    chunk = 5_000
+    now = dt.datetime.now(dt.UTC)
+    with runtime.engine.begin() as connection:
+        for start in range(0, n, chunk):
+            numbers = range(start + 1, min(n, start + chunk) + 1)
+            clients, signals, cases, links, attempts = [], [], [], [], []
+            for i in numbers:
+                bsn = make_bsn(rng) if i % 3 else None
+                day = dt.date(year, 1, 1) + dt.timedelta(days=rng.randrange(365))
+                identity = {"achternaam": "Jansen", "voorletters": "J."}
+                if bsn:
+                    identity["bsn"] = bsn
+                else:
+                    identity["geboortedatum"] = "1980-02-03"
+                contact = {"postcode": "3511AB", "huisnummer": str(i % 250 + 1)}
+                clients.append(
+                    {
+                        "id": i,
+                        "municipality_id": municipality_id,
+                        "client_key": f"{i:064x}",
+                        "bsn_hash": protector.bsn_hash(bsn) if bsn else None,
+                        "gender": Gender.VROUW,
+                        "identity": protector.encrypt_json(identity, IDENTITY_CONTEXT),
+                        "created_at": now,
+                    }
+                )
+                signals.append(
+                    {
+                        "id": i,
+                        "batch_id": batch_id,
+                        "partner_id": partner_id,
+                        "municipality_id": municipality_id,
+                        "client_id": i,
+                        "signal_ref": f"S{i}",
+                        "partner_type": rng.choice(PARTNERS),
+                        "signal_date": day,
+                        "arrears_start_date": day - dt.timedelta(days=60),
+                        "amount": round(rng.uniform(50, 4000), 2),
+                        "crisis": False,
+                        "warm_handover": False,
+                        "end_of_supply": False,
+                        "window_flag": WindowFlag.INSIDE,
+                        "status": SignalStatus.OPGEPAKT
+                        if i % 2
+                        else SignalStatus.NOG_NIET_OPGEPAKT,
+                        "address_hash": f"{i:064x}",
+                        "bsn_hash": None,
+                        "postcode_area": "3511",
+                        "contact": protector.encrypt_json(contact, CONTACT_CONTEXT),
+                        "created_at": now,
+                    }
+                )
+                if i % 2:
+                    cases.append(
+                        {
+                            "id": i,
+                            "municipality_id": municipality_id,
+                            "household_key": f"{i:064x}",
+                            "period": f"{day:%Y-%m}",
+                            "state": CaseState.OPGEPAKT,
+                            "priority": 2,
+                            "picked_up_on": day + dt.timedelta(days=3),
+                            "created_at": dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC),
+                            "updated_at": now,
+                        }
+                    )
+                    links.append({"case_id": i, "signal_id": i})
+                    attempts.append(
+                        {
+                            "case_id": i,
+                            "kind": ContactKind.TELEFOON,
+                            "at": dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC),
+                            "dagdeel": Dagdeel.OCHTEND,
+                            "reached": True,
+                            "by_id": user_id,
+                            "created_at": now,
+                        }
+                    )
+            connection.execute(Client.__table__.insert(), clients)
+            connection.execute(Signal.__table__.insert(), signals)
+            connection.execute(Case.__table__.insert(), cases)
+            connection.execute(CaseSignal.__table__.insert(), links)
+            connection.execute(ContactAttempt.__table__.insert(), attempts)
+    return municipality_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=1_000_000)
+    parser.add_argument("--database-url")
+    parser.add_argument("--baseline", action="store_true", help="also the in-memory baseline")
+    args = parser.parse_args()
+    folder = tempfile.TemporaryDirectory(prefix="vs-bench-ddas-")
+    url = args.database_url or f"sqlite:///{folder.name}/ddas.db"
+    settings = Settings(
+        secret_key=base64.b64encode(os.urandom(24)).decode(),
+        data_key=base64.b64encode(os.urandom(32)).decode(),
+        database_url=url,
+        inbox_dir=f"{folder.name}/inbox",
+        models_dir=f"{folder.name}/models",
+        ddas_contact_email="vroegsignalering@utrecht.example",
+    )  # type: ignore[call-arg]
+    engine = make_engine(url)
+    upgrade_database(engine)
+    runtime = Runtime(settings, engine)
+    year = dt.date.today().year - 1
+    started = time.perf_counter()
+    municipality_id = populate(runtime, args.signals, year)
+    setup_s = time.perf_counter() - started
+    out = Path(folder.name) / "levering.json"
+
+    before = _status_kib("VmRSS")
+    reset = _reset_peak()
+    started = time.perf_counter()
+    cpu = time.process_time()
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.scalars(
+            select(Municipality).where(Municipality.id == municipality_id)
+        ).one()
+        delivery = export(
+            session,
+            runtime.protector,
+            settings,
+            [municipality],
+            dt.date(year, 1, 1),
+            dt.date(year, 12, 31),
+            out,
+            by="bench",
+        )
+    seconds = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu
+    added = (_status_kib("VmHWM") - before) / 1024
+    size_mib = out.stat().st_size / 2**20
+    figures = {
+        "bench": "ddas_export",
+        "signals": delivery.signals,
+        "cases": delivery.cases,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_s, 1),
+        "signals_per_s": round(delivery.signals / seconds),
+        "file_mib": round(size_mib, 1),
+        "memory_added_mib": round(added, 1),
+        "peak_reset": reset,
+        "setup_s": round(setup_s, 1),
+        "database": engine.dialect.name,
+        "machine": {
+            "date": dt.date.today().isoformat(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+    }
+    print(
+        f"{delivery.signals:,} signals, {delivery.cases:,} cases on {engine.dialect.name}: "
+        f"{seconds:.1f} s ({figures['signals_per_s']:,} signals/s), file {size_mib:.0f} MiB, "
+        f"memory added {added:.0f} MiB (setup {setup_s:.0f} s)"
+    )
+    if args.baseline:
+        # The plain way holds the whole delivery in memory before writing it.
+        before = _status_kib("VmRSS")
+        document = json.loads(out.read_text())
+        figures["baseline_memory_mib"] = round((_status_kib("VmRSS") - before) / 1024, 1)
+        print(
+            f"baseline: the same delivery as one object in memory takes "
+            f"{figures['baseline_memory_mib']:.0f} MiB ({len(document['leveringen'])} levering)"
+        )
+    print(json.dumps(figures))
+    engine.dispose()
+    folder.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The dashboard's figures against a small data set counted by hand; suppression; access."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from outreach.enums import CaseResult, ContactKind
+from outreach.jobs import match, plan
+from outreach.models import Case
+from outreach.service import close, record_attempt
+from outreach.statistics import SECONDARY, compute, shown, suppress
+from signals.db import unit_of_work
+from signals.enums import PartnerType, Role
+from signals.models import Municipality, Signal, User
+from signals.rules import NL
+from signals.service import add_user
+from signals.synthetic import make_bsn
+from tests.factories import World, row
+
+BSN = [make_bsn(random.Random(i)) for i in range(10)]
+
+
+def test_small_counts_are_hidden_and_cannot_be_recovered_from_the_total() -> None:
+    assert suppress([12, 6, 4, 2, 0]) == ["12", "6", "<5", "<5", "0"]
+    assert suppress([20, 9, 3], partition=False) == ["20", "9", "<5"]
+    # One small cell alone: the next smallest is hidden too, or 12 - 9 - ... would show it.
+    assert suppress([20, 9, 8, 3]) == ["20", "9", SECONDARY, "<5"]
+    assert suppress([None, 5]) == ["—", "5"]
+
+
+def _data(world: World) -> None:
+    today = dt.date.today()
+    day = str(today - dt.timedelta(days=1))
+    young = "2005-06-01"
+    world.ingest(
+        [row(signaal_id=f"H{i}", bsn=BSN[i], signaaldatum=day) for i in range(6)]
+        + [row(signaal_id="Z1", bsn=BSN[8], signaaldatum=day, geboortedatum=young),
+           row(signaal_id="Z2", bsn=BSN[9], signaaldatum=day, geboortedatum=young)]
+    )  # fmt: skip
+    energie, _ = world.add_partner("Stroom", PartnerType.ENERGIE, key="rsa2")
+    world.ingest(
+        [
+            row(signaal_id="E1", bsn=BSN[0], signaaldatum=day),
+            row(signaal_id="E2", bsn=BSN[1], signaaldatum=day),
+            row(signaal_id="E3", bsn=BSN[6], signaaldatum=day, eindelevering="ja"),
+            row(signaal_id="E4", bsn=BSN[7], signaaldatum=day),
+        ],
+        partner=energie,
+        key="rsa2",
+    )
+    match(world.runtime)
+    plan(world.runtime)
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        user_id = add_user(session, "c@example.nl", Role.COUNSELLOR, [municipality]).user.id
+    with unit_of_work(world.runtime.sessions) as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        at = dt.datetime.now(NL).replace(hour=10, minute=0, second=0, microsecond=0)
+        for i in range(6):
+            signal = session.scalars(select(Signal).where(Signal.signal_ref == f"H{i}")).one()
+            case = session.scalars(select(Case).where(Case.signals.contains(signal))).one()
+            record_attempt(
+                case, user, ContactKind.TELEFOON, at, i < 5, None, world.runtime.protector
+            )
+            if i < 5:
+                close(case, CaseResult.VERVOLGHULP_FINANCIEEL, user.email, today)
+
+
+def test_every_figure_matches_a_count_by_hand(world: World) -> None:
+    _data(world)
+    today = dt.date.today()
+    with unit_of_work(world.runtime.readers) as session:
+        data = compute(
+            session, [world.municipality_id], today - dt.timedelta(days=30), today,
+            {"0344": 10_000},
+        )  # fmt: skip
+    signals = {r[0]: r[1] for r in data.table("signalen").rows}
+    assert signals["signalen"] == 12
+    partners = {r[0]: r[1] for r in data.table("partners").rows}
+    assert partners == {"Huur": 8, "Energie": 4}  # Z1 and Z2 came through the Huur partner
+    assert signals["eindelevering (van energie)"] == 1
+    assert signals["jongeren 18-27"] == 2
+    assert signals["in een zaak opgenomen"] == 12
+    assert "Signalen per 1.000 inwoners per maand: 0.60" in data.table("signalen").note
+    cases = {r[0]: r[1] for r in data.table("zaken").rows}
+    assert cases == {
+        "zaken": 10,  # ten households
+        "meervoudig": 2,  # two households got rent and energy
+        "opeenvolgend": 0,
+        "bereikt": 5,
+        "hulp aanvaard (van bereikt)": 5,
+    }
+    results = {r[0]: r[1] for r in data.table("resultaten").rows}
+    assert results == {"Vervolghulp en/of verwijzing financieel": 5}
+    attempts = data.table("pogingen").rows
+    assert attempts == [["Telefoon", 6, 5, "83.3%"]]
+    speed = {r[0]: r[1:] for r in data.table("snelheid").rows}
+    assert speed["signaal → eerste poging"][:2] == [6, "1"]  # six cases, median 1 day
+    bands = {r[0]: r[1] for r in data.table("risicoband").rows}
+    assert sum(bands.values()) == 10
+    # As shown: the small counts are hidden.
+    visible = {r[0]: r[1:] for r in shown(data.table("signalen"))}
+    assert visible["jongeren 18-27"] == ["<5", "—"]  # and no share to work it back from
+    assert visible["eindelevering (van energie)"] == ["<5", "—"]
+    # In a distribution one hidden cell would follow from the total: a second one is hidden.
+    assert {r[0]: r[1] for r in shown(data.table("partners"))} == {
+        "Energie": "<5",
+        "Huur": SECONDARY,
+    }
+
+
+def _login(client: Any, world: World, role: Role, email: str) -> None:
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        password = add_user(session, email, role, [municipality]).password
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert token
+    client.post("/login", data={"email": email, "password": password, "csrf_token": token[1]})
+
+
+def test_pages_and_downloads_carry_no_personal_data_and_only_for_analysts(
+    client: Any, world: World
+) -> None:
+    _data(world)
+    _login(client, world, Role.ANALYST, "analist@example.nl")
+    page = client.get("/dashboard?periode=kwartaal")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Signalen per maand" in html and "<svg" in html  # drawn on the server
+    assert "<script" not in html and 'src="http' not in html and "cdn" not in html.lower()
+    assert "&lt;5" in html
+    download = client.get("/dashboard.csv?periode=kwartaal")
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    text = download.get_data(as_text=True)
+    assert "Zaken en bereik;bereikt;aantal;5" in text
+    for secret in [*BSN, "Vries", "Oudegracht", "3511"]:
+        assert secret not in html and secret not in text
+    assert client.get("/dashboard?periode=eigen&van=2026-02-01&tot=2026-01-01").status_code == 400
+    assert client.get("/dashboard?gemeente=0363").status_code == 404  # not theirs
+    client.post("/logout", data={"csrf_token": re.search(
+        r'name="csrf_token" value="([^"]+)"', html)[1]})  # fmt: skip
+    _login(client, world, Role.COUNSELLOR, "consulent@example.nl")
+    assert client.get("/dashboard").status_code == 403
+    assert client.get("/dashboard.csv").status_code == 403
+
+
+def test_csv_cells_cannot_start_a_formula() -> None:
+    from webapp.dashboard import _safe
+
+    assert _safe('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
+    assert _safe("+1") == "'+1" and _safe("-5") == "'-5" and _safe("@A1") == "'@A1"
+    assert _safe("<5") == "<5" and _safe("12") == "12"
