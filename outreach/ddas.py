@@ -575,37 +575,38 @@ def _levering(
         + _dumps(org)
         + ',"vroegsignalen":['
     )
-    # Signals: dated in the period, or referenced by a case active in it.
-    active_case_signals = (
-        select(CaseSignal.signal_id)
-        .join(Case, Case.id == CaseSignal.case_id)
-        .where(_active_cases(municipality.id, start, end))
-    )
-    query = (
+    # Signals: those dated in the period, then those outside it that a case active in the
+    # period references (two keyset scans; one query with "OR id IN (subquery)" made SQLite
+    # rebuild the subquery for every chunk).
+    in_period = and_(Signal.signal_date >= start, Signal.signal_date <= end)
+    dated = select(Signal).where(Signal.municipality_id == municipality.id, in_period)
+    referenced = (
         select(Signal)
+        .join(CaseSignal, CaseSignal.signal_id == Signal.id)
+        .join(Case, Case.id == CaseSignal.case_id)
         .where(
             Signal.municipality_id == municipality.id,
-            or_(
-                and_(Signal.signal_date >= start, Signal.signal_date <= end),
-                Signal.id.in_(active_case_signals),
-            ),
+            ~in_period,
+            _active_cases(municipality.id, start, end),
         )
-        .order_by(Signal.id)
-        .options(selectinload(Signal.client))
     )
-    last, index = 0, 0
-    while True:
-        page = session.scalars(query.where(Signal.id > last).limit(CHUNK)).all()
-        if not page:
-            break
-        for signal in page:
-            item = signal_object(signal, protector)
-            where = f"{path}.vroegsignalen[{index}]"
-            problems += _schema_violations("signal", item, where) + _signal_extra(item, where)
-            writer.write(("," if index else "") + _dumps(item))
-            index += 1
-        last = page[-1].id
-        session.expunge_all()
+    index = 0
+    for query in (dated, referenced):
+        query = query.order_by(Signal.id).options(selectinload(Signal.client))
+        last = 0
+        while True:
+            page = session.scalars(query.where(Signal.id > last).limit(CHUNK)).all()
+            if not page:
+                break
+            for signal in page:
+                item = signal_object(signal, protector)
+                where = f"{path}.vroegsignalen[{index}]"
+                problems += _schema_violations("signal", item, where)
+                problems += _signal_extra(item, where)
+                writer.write(("," if index else "") + _dumps(item))
+                index += 1
+            last = page[-1].id
+            session.expunge_all()
     delivery.signals += index
     writer.write('],"vroegsignaalzaken":[')
     index = 0

@@ -267,3 +267,22 @@ def test_the_fast_and_the_full_check_agree(change: dict[str, Any]) -> None:
     bad = {**good, **change}
     found = _schema_violations("signal", bad)  # the fast check refuses, the full one names
     assert found and all(isinstance(v, str) for v in found)
+
+
+def test_signals_outside_the_period_come_along_with_their_active_case(
+    world: World, tmp_path: Path
+) -> None:
+    _data(world)  # signals dated two days ago; cases matched today, one still open
+    runtime = _settings(world.runtime)
+    today = dt.date.today()
+    out = tmp_path / "vandaag.json"
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        delivery = export(session, runtime.protector, runtime.settings, [municipality],
+                          today, today, out, by="test")  # fmt: skip
+    document = json.loads(out.read_text())
+    (levering,) = document["leveringen"]
+    assert delivery.cases == 2 and delivery.signals == 2  # only via their cases
+    assert all(s["signaaldatum"] < today.isoformat() for s in levering["vroegsignalen"])
+    assert violations(document) == []  # every reference resolves inside the levering
