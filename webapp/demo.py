@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import func, select
 
 from outreach import jobs as outreach_jobs
+from outreach.enums import CaseResult, CaseState, ContactKind
+from outreach.matching import period_bounds
+from outreach.models import Case, ContactAttempt
 from outreach.residents import import_extract
+from outreach.rules import add_working_days
+from outreach.service import close, record_attempt
 from scoring.artifacts import save, train_synthetic
 from scoring.evaluation import gates
 from scoring.jobs import score_households
@@ -35,7 +41,8 @@ from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.envelope import PrivateKey, load_certificate, pack
 from signals.jobs import poll_inbox
-from signals.models import Batch, Municipality, Partner
+from signals.models import Batch, Municipality, Partner, User
+from signals.rules import NL, today_nl
 from signals.runtime import Runtime
 from signals.service import (
     active_recipient_keys,
@@ -123,7 +130,6 @@ def load_demo(
             (Role.PARTNER, "partner@desleutel.example.nl", PartnerType.HUUR),
         ]:
             partner = session.get(Partner, partner_ids[partner_type]) if partner_type else None
-            from signals.models import User
 
             if session.scalar(select(User).where(User.email == email)) is None:
                 created = add_user(session, email, role, [municipality], partner)
@@ -246,4 +252,76 @@ def demo_model(runtime: Runtime, households: int = 200_000) -> dict[str, Any]:
         "cases_created": matched["cases_created"],
         "cases_planned": planned,
         "resident_check": checked,
+        "cases_worked": work_history(runtime),
     }
+
+
+#: Demo outreach history: per contact kind, the chance to reach the resident (roughly the
+#: Divosa monitor's figures: calls and visits reach many, letters few).
+REACH = {
+    ContactKind.TELEFOON: 0.4,
+    ContactKind.HUISBEZOEK: 0.35,
+    ContactKind.BRIEF: 0.06,
+    ContactKind.KAARTJE: 0.1,
+    ContactKind.SMS: 0.2,
+}
+#: What a reached resident decided, with weights.
+OUTCOMES = (
+    (CaseResult.VERVOLGHULP_FINANCIEEL, 25),
+    (CaseResult.ADVIES_QUICK_FIX, 20),
+    (CaseResult.REGELT_ZELF, 25),
+    (CaseResult.ZELF_BETAALD, 20),
+    (CaseResult.AL_BEKEND, 10),
+)
+
+
+def work_history(runtime: Runtime, seed: int = 7) -> int:
+    """Give the demo a past: cases of earlier months were matched at the end of their month,
+    and the demo counsellor worked them as a team would (attempts by plan, results).
+
+    Runs once (nothing happens when any attempt exists); returns the cases worked.
+    """
+    rng = random.Random(seed)  # noqa: S311  (a synthetic demo history, not security)
+    today = today_nl()
+    with unit_of_work(runtime.sessions) as session:
+        if session.scalar(select(ContactAttempt.id).limit(1)) is not None:
+            return 0
+        counsellor = session.scalars(select(User).where(User.role == Role.COUNSELLOR)).first()
+        if counsellor is None:
+            return 0
+        cases = session.scalars(
+            select(Case).where(Case.period < f"{today:%Y-%m}").order_by(Case.id)
+        ).all()
+        worked = 0
+        for case in cases:
+            _, period_end = period_bounds(case.period)
+            matched_at = dt.datetime.combine(period_end, dt.time(18), tzinfo=NL)
+            case.created_at = matched_at
+            for event in case.events:
+                event.at = matched_at
+            if case.state not in (CaseState.NIEUW, CaseState.OPGEPAKT) or not case.tasks:
+                continue
+            day, reached = period_end, False
+            for task in case.tasks[:4]:
+                day = add_working_days(day, rng.randint(1, 4))
+                if day >= today:
+                    break
+                moment = dt.datetime.combine(day, dt.time(rng.randint(8, 20)), tzinfo=NL)
+                reached = rng.random() < REACH.get(task.kind, 0.1)
+                record_attempt(
+                    case, counsellor, task.kind, moment, reached, None, runtime.protector,
+                    now=moment,
+                )  # fmt: skip
+                if reached:
+                    break
+            if case.state is not CaseState.OPGEPAKT:
+                continue
+            worked += 1
+            if reached:
+                result = rng.choices([r for r, _ in OUTCOMES], [w for _, w in OUTCOMES])[0]
+            elif all(t.done_at for t in case.tasks[:4]):
+                result = CaseResult.GEEN_CONTACT
+            else:
+                continue
+            close(case, result, counsellor.email, min(day + dt.timedelta(days=2), today))
+    return worked
