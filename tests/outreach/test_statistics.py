@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import random
 import re
 from typing import Any
@@ -144,6 +145,16 @@ def test_pages_and_downloads_carry_no_personal_data_and_only_for_analysts(
     assert "Zaken en bereik;bereikt;aantal;5" in text
     for secret in [*BSN, "Vries", "Oudegracht", "3511"]:
         assert secret not in html and secret not in text
+    workbook = client.get("/dashboard.xlsx?periode=kwartaal")
+    assert workbook.status_code == 200
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(workbook.data))
+    sheet = book["Zaken en bereik"]
+    values = {r[0]: r[1] for r in sheet.iter_rows(min_row=2, values_only=True) if r and r[0]}
+    assert values["bereikt"] == 5 and values["meervoudig"] == "<5"
+    cells = [str(c) for ws in book for r in ws.iter_rows(values_only=True) for c in r if c]
+    assert not any(secret in c for c in cells for secret in [*BSN, "Vries", "Oudegracht"])
     assert client.get("/dashboard?periode=eigen&van=2026-02-01&tot=2026-01-01").status_code == 400
     assert client.get("/dashboard?gemeente=0363").status_code == 404  # not theirs
     client.post("/logout", data={"csrf_token": re.search(
