@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     ddas_dir: str = "instance/ddas"
     #: When (Europe/Amsterdam) the daily job checks for a period to deliver.
     ddas_delivery_time: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    #: The DDAS pull API for CBS (``POST /gegevens``, DDAS-VS.yaml): the OAuth2 client
+    #: credentials CBS uses, and the PS256 key and PKIoverheid certificate chain (PEM files)
+    #: that sign each answer (nlgov-adr-payload-sig). Without a client id the API is off.
+    cbs_client_id: str | None = None
+    cbs_client_secret: str | None = None
+    cbs_signing_key: str | None = None
+    cbs_signing_cert: str | None = None
+    cbs_page_size: int = Field(default=50_000, gt=0, le=50_000)
+    cbs_token_minutes: int = Field(default=60, gt=0, le=24 * 60)
+    #: Centrumgemeente regions for the dashboard: region name -> CBS codes of its members.
+    regions: dict[str, list[str]] = Field(default_factory=dict)
     #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
     brp_api_url: str | None = None
     brp_api_key: str | None = None
