@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from outreach import residents
+from outreach import residents, statistics
 from outreach.enums import CaseResult, CaseState
 from outreach.letters import MailError, mail
 from outreach.matching import match_signals, municipalities_with_unmatched
@@ -107,6 +107,8 @@ def check_municipality(
         case.resident_check = verdict.outcome
         counts[verdict.outcome] += 1
         if verdict.outcome == "inwoner":
+            if verdict.address is not None:
+                case.children = residents.minors_at(register, verdict.address, today)
             event(case, SYSTEM, "brp", f"inwonercheck: {verdict.reason}")
         elif verdict.outcome == "geen_inwoner":
             event(case, SYSTEM, "brp", f"inwonercheck: {verdict.reason}")
@@ -217,6 +219,15 @@ def escalate(runtime: Runtime) -> int:
                 f"termijn verstreken: {task.kind.value} was uiterlijk {task.due_on:%d-%m-%Y}",
             )
         return len(tasks)
+
+
+def count_statistics(runtime: Runtime) -> dict[str, int]:
+    """Job ``count_statistics``: recount the months of the dashboard that changed."""
+    with unit_of_work(runtime.sessions) as session:
+        done = statistics.refresh(session)
+    if any(done.values()):
+        log.info("statistics recounted: %(gemeenten)s municipalities, %(maanden)s months", done)
+    return done
 
 
 def due_tasks(session: Session, user_id: int, today: dt.date) -> list[tuple[int, str, dt.date]]:

@@ -15,13 +15,23 @@ from sqlalchemy import (
     Text,
     bindparam,
     func,
+    inspect,
     literal_column,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import event as orm_event
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from outreach.enums import CaseResult, CaseState, ContactKind, Dagdeel
 from signals.db import Base, utcnow
-from signals.models import BigId, Municipality, Signal, User, value_enum
+from signals.models import (
+    BigId,
+    Municipality,
+    Signal,
+    StatisticsMark,
+    User,
+    first_of_month,
+    value_enum,
+)
 
 
 class Case(Base):
@@ -48,6 +58,9 @@ class Case(Base):
     opeenvolgend: Mapped[bool] = mapped_column(default=False)
     crisis: Mapped[bool] = mapped_column(default=False)
     end_of_supply: Mapped[bool] = mapped_column(default=False)
+    #: Someone under 18 is registered at the household's address (BRP, at the resident
+    #: check); None while unknown. For the statistics only.
+    children: Mapped[bool | None]
     eviction_date: Mapped[dt.date | None]
     #: Outcome of the resident check: "inwoner", "geen_inwoner", "te_beoordelen"; None
     #: while not checked (no register configured yet).
@@ -243,3 +256,68 @@ class DdasDelivery(Base):
     #: A user's e-mail, "cli:<login>" or "systeem".
     by: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StatisticsCount(Base):
+    """One pre-counted figure of one month of one municipality (``outreach.statistics``).
+
+    ``figure`` names what is counted, ``key`` the category within it (a partner type, a
+    DDAS result, a number of days), ``n`` the count. Kept equal to a direct count by the
+    ``count_statistics`` job, which recounts every month with a :class:`StatisticsMark`.
+    """
+
+    __tablename__ = "statistics_counts"
+
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), primary_key=True)
+    month: Mapped[dt.date] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    n: Mapped[int] = mapped_column(BigId)
+
+
+class StatisticsState(Base):
+    """A municipality whose months have all been counted once; from then on only marks."""
+
+    __tablename__ = "statistics_state"
+
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), primary_key=True)
+    counted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# -- marks for the pre-counted statistics -------------------------------------------------------
+def _case_month(session: Session, case_id: int | None, case: Case | None) -> tuple[int, dt.date]:
+    if case is None:
+        case = session.get(Case, case_id)
+    assert case is not None
+    return case.municipality_id, first_of_month(case.created_at or utcnow())
+
+
+@orm_event.listens_for(Session, "before_flush")
+def _mark_statistics(session: Session, context: Any, instances: Any) -> None:
+    """Mark the months whose statistics a flush changes, in the same transaction.
+
+    Core statements bypass this: the ingest marks the months of the signals it inserts
+    itself, and the only core update of a case (claiming it) changes no statistic.
+    """
+    months: set[tuple[int, dt.date]] = set()
+    with session.no_autoflush:
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            if isinstance(obj, Signal):
+                if obj.municipality_id is not None and obj.signal_date is not None:
+                    months.add((obj.municipality_id, first_of_month(obj.signal_date)))
+            elif isinstance(obj, Case):
+                if obj.municipality_id is not None:
+                    months.add((obj.municipality_id, first_of_month(obj.created_at or utcnow())))
+                # A signal joining (or leaving) a case changes the month of the signal too.
+                history = inspect(obj).attrs.signals.history
+                for signal in (*history.added, *history.deleted):
+                    months.add((signal.municipality_id, first_of_month(signal.signal_date)))
+            elif isinstance(obj, ContactAttempt):
+                months.add(_case_month(session, obj.case_id, obj.__dict__.get("case")))
+            elif isinstance(obj, CaseSignal):
+                months.add(_case_month(session, obj.case_id, obj.__dict__.get("case")))
+                signal = obj.__dict__.get("signal") or session.get(Signal, obj.signal_id)
+                if signal is not None:
+                    months.add((signal.municipality_id, first_of_month(signal.signal_date)))
+    for municipality_id, month in months:
+        session.add(StatisticsMark(municipality_id=municipality_id, month=month))

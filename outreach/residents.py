@@ -73,6 +73,8 @@ class Person:
 class Verdict:
     outcome: str  # "inwoner", "geen_inwoner", "te_beoordelen"
     reason: str  # plain Dutch, no personal data
+    #: Where the BRP registers a resident (postcode, house number), for the household.
+    address: tuple[str, int] | None = None
 
 
 class Register(Protocol):
@@ -133,7 +135,8 @@ def check(
             return Verdict("geen_inwoner", "volgens de BRP ingeschreven in een andere gemeente")
         if not names_match(surname, person):
             return Verdict("te_beoordelen", "naam wijkt af van de BRP")
-        return Verdict("inwoner", "ingeschreven in de gemeente (BRP)")
+        address = (person.postcode, person.huisnummer) if person.postcode else None
+        return Verdict("inwoner", "ingeschreven in de gemeente (BRP)", address)
     postcode, number = contact.get("postcode", ""), contact.get("huisnummer", "")
     if not postcode or not str(number).isdigit():
         return Verdict("te_beoordelen", "geen BSN en geen volledig adres")
@@ -145,8 +148,21 @@ def check(
         if names_match(surname, person) and (
             not born or person.geboortedatum is None or str(person.geboortedatum) == str(born)
         ):
-            return Verdict("inwoner", "ingeschreven op dit adres (BRP)")
+            return Verdict("inwoner", "ingeschreven op dit adres (BRP)", (postcode, int(number)))
     return Verdict("te_beoordelen", "naam niet gevonden op dit adres (BRP)")
+
+
+def minors_at(register: Register, address: tuple[str, int], today: dt.date) -> bool | None:
+    """Is someone under 18 registered at this address (a household with children)? None
+    when the register gives no birth dates there."""
+    births = [p.geboortedatum for p in register.at_address(*address) if p.geboortedatum]
+    if not births:
+        return None
+    try:
+        adult = today.replace(year=today.year - 18)
+    except ValueError:  # 29 February
+        adult = today.replace(year=today.year - 18, day=28)
+    return any(born > adult for born in births)
 
 
 # -- the imported extract ----------------------------------------------------------------------

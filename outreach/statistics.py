@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics as stats
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, and_, extract, func, select
+from sqlalchemy import and_, delete, extract, func, select
 from sqlalchemy.orm import Session
 
 from outreach.enums import HELP_ACCEPTED, CaseResult, ContactKind
-from outreach.models import Case, CaseSignal, ContactAttempt
+from outreach.models import Case, CaseSignal, ContactAttempt, StatisticsCount, StatisticsState
 from signals.enums import PartnerType
-from signals.models import Municipality, Signal
+from signals.models import Municipality, Signal, StatisticsMark, first_of_month
+from signals.rules import today_nl
 
 NATIONAL_SIGNALS_PER_1000_MONTH = 4.4  # 2024 (DOMAIN.md)
 SMALL = 5
@@ -98,50 +99,328 @@ def _months(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
     return out
 
 
+def _month_end(month: dt.date) -> dt.date:
+    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
+
+# -- counting ------------------------------------------------------------------------------------
+#: Every statistic is a sum of these counts, kept per municipality and month (a signal in the
+#: month of its ``signaaldatum``, a case and its attempts in the month it was created), so
+#: that a period's figures are the sum of its months and medians come from day histograms.
+YOUNG = "18-27"
+Counts = Counter[tuple[str, str]]
+MonthKey = tuple[int, dt.date]  # (municipality id, first day of the month)
+
+
+def _day_range(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    return (
+        dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
+    )
+
+
+def count_direct(
+    session: Session, municipality_ids: list[int], start: dt.date, end: dt.date
+) -> dict[MonthKey, Counts]:
+    """Count everything of these municipalities between ``start`` and ``end`` (inclusive)
+    straight from the signals, cases and attempts, per municipality and month."""
+    out: dict[MonthKey, Counts] = defaultdict(Counter)
+    if not municipality_ids:
+        return out
+    in_period = and_(
+        Signal.municipality_id.in_(municipality_ids),
+        Signal.signal_date >= start,
+        Signal.signal_date <= end,
+    )
+    year, month = extract("year", Signal.signal_date), extract("month", Signal.signal_date)
+    in_case = select(CaseSignal.signal_id).where(CaseSignal.signal_id == Signal.id).exists()
+    for mid, y, m, partner, eos, young, linked, n in session.execute(
+        select(
+            Signal.municipality_id, year, month, Signal.partner_type, Signal.end_of_supply,
+            Signal.age_band == YOUNG, in_case, func.count(),
+        )
+        .where(in_period)
+        .group_by(
+            Signal.municipality_id, year, month, Signal.partner_type, Signal.end_of_supply,
+            Signal.age_band == YOUNG, in_case,
+        )
+    ):  # fmt: skip
+        counts = out[(mid, dt.date(int(y), int(m), 1))]
+        counts["signalen", partner.value] += n
+        if eos and partner is PartnerType.ENERGIE:
+            counts["eindelevering", ""] += n
+        if young:
+            counts["signalen_jong", ""] += n
+        if linked:
+            counts["in_zaak", ""] += n
+
+    first, after = _day_range(start, end)
+    case_in_period = and_(
+        Case.municipality_id.in_(municipality_ids),
+        Case.created_at >= first,
+        Case.created_at < after,
+    )
+
+    def of_case(*columns: Any, where: Any = None) -> Any:
+        query = (
+            select(*columns)
+            .select_from(CaseSignal)
+            .join(Signal, Signal.id == CaseSignal.signal_id)
+            .where(CaseSignal.case_id == Case.id)
+        )
+        return (query if where is None else query.where(where)).correlate(Case).scalar_subquery()
+
+    def first_attempt(*where: Any) -> Any:
+        return (
+            select(func.min(ContactAttempt.at))
+            .where(ContactAttempt.case_id == Case.id, *where)
+            .correlate(Case)
+            .scalar_subquery()
+        )
+
+    month_of: dict[int, MonthKey] = {}
+    for row in session.execute(
+        select(
+            Case.id, Case.municipality_id, Case.created_at, Case.meervoudig, Case.opeenvolgend,
+            Case.result, Case.band, Case.children,
+            of_case(func.min(Signal.signal_date)),
+            of_case(func.count(), where=Signal.age_band == YOUNG),
+            first_attempt(), first_attempt(ContactAttempt.reached.is_(True)),
+        ).where(case_in_period)
+    ):  # fmt: skip
+        case_id, mid, created, multiple, repeated, result, band, children = row[:8]
+        first_signal, young, attempted, talked = row[8:]
+        key = month_of[case_id] = (mid, first_of_month(created))
+        counts = out[key]
+        accepted = result in HELP_ACCEPTED
+        reached = talked is not None
+        counts["zaken", ""] += 1
+        counts["meervoudig", ""] += bool(multiple)
+        counts["opeenvolgend", ""] += bool(repeated)
+        counts["bereikt", ""] += reached
+        counts["aanvaard", ""] += accepted
+        counts["aanvaard_bereikt", ""] += accepted and reached
+        if result is not None:
+            counts["resultaat", result.value] += 1
+        counts["band", band or ""] += 1
+        counts["band_aanvaard", band or ""] += accepted
+        groups = ["alle"]
+        if young:
+            groups.append("jong")
+        groups.append(
+            {True: "kinderen", False: "zonder_kinderen", None: "kinderen_onbekend"}[children]
+        )
+        for group in groups:
+            counts["groep_zaken", group] += 1
+            counts["groep_bereikt", group] += reached
+            counts["groep_aanvaard", group] += accepted
+            counts["groep_aanvaard_bereikt", group] += accepted and reached
+        if first_signal is not None and attempted is not None:
+            counts["dagen_poging", str((attempted.date() - first_signal).days)] += 1
+            if talked is not None:
+                counts["dagen_gesprek", str((talked.date() - first_signal).days)] += 1
+
+    if month_of:
+        for case_id, kind, part, hit, n in session.execute(
+            select(
+                ContactAttempt.case_id, ContactAttempt.kind, ContactAttempt.dagdeel,
+                ContactAttempt.reached, func.count(),
+            )
+            .join(Case, Case.id == ContactAttempt.case_id)
+            .where(case_in_period)
+            .group_by(
+                ContactAttempt.case_id, ContactAttempt.kind, ContactAttempt.dagdeel,
+                ContactAttempt.reached,
+            )
+        ):  # fmt: skip
+            out[month_of[case_id]]["poging", f"{kind.value}|{part.value}|{int(hit)}"] += n
+    for counts in out.values():  # keep only what is there: zero counts are not stored
+        for key in [k for k, v in counts.items() if not v]:
+            del counts[key]
+    return out
+
+
+def refresh(session: Session, limit_months: int = 240) -> dict[str, int]:
+    """Bring the pre-counted figures up to date: every municipality counted once in full,
+    then only the months with a mark. The only writer of ``statistics_counts``."""
+    done = {"gemeenten": 0, "maanden": 0}
+    newest = session.scalar(select(func.max(StatisticsMark.id)))
+    counted = set(session.scalars(select(StatisticsState.municipality_id)))
+    new = [m for m in session.scalars(select(Municipality.id)) if m not in counted]
+    for municipality_id in new:
+        months = count_direct(
+            session, [municipality_id], dt.date(1900, 1, 1), dt.date(9999, 12, 31)
+        )
+        session.execute(
+            delete(StatisticsCount).where(StatisticsCount.municipality_id == municipality_id)
+        )
+        _store(session, months)
+        session.add(StatisticsState(municipality_id=municipality_id))
+        done["gemeenten"] += 1
+    if newest is not None:
+        marked = session.execute(
+            select(StatisticsMark.municipality_id, StatisticsMark.month)
+            .where(StatisticsMark.id <= newest, StatisticsMark.municipality_id.in_(counted))
+            .distinct()
+            .order_by(StatisticsMark.month)
+            .limit(limit_months * 100)
+        ).all()
+        by_month: dict[dt.date, list[int]] = defaultdict(list)
+        for municipality_id, month in marked:
+            by_month[month].append(municipality_id)
+        for month, municipality_ids in by_month.items():
+            session.execute(
+                delete(StatisticsCount).where(
+                    StatisticsCount.month == month,
+                    StatisticsCount.municipality_id.in_(municipality_ids),
+                )
+            )
+            _store(session, count_direct(session, municipality_ids, month, _month_end(month)))
+            done["maanden"] += len(municipality_ids)
+        session.execute(delete(StatisticsMark).where(StatisticsMark.id <= newest))
+    session.flush()
+    return done
+
+
+def _store(session: Session, months: dict[MonthKey, Counts]) -> None:
+    rows = [
+        {"municipality_id": mid, "month": month, "figure": figure, "key": key, "n": n}
+        for (mid, month), counts in months.items()
+        for (figure, key), n in counts.items()
+    ]
+    for start in range(0, len(rows), 5_000):
+        session.execute(StatisticsCount.__table__.insert(), rows[start : start + 5_000])
+
+
+def count_months(
+    session: Session,
+    municipality_ids: list[int],
+    start: dt.date,
+    end: dt.date,
+    today: dt.date,
+    stored: bool = True,
+) -> dict[dt.date, Counts]:
+    """The counts per month of the period for these municipalities together.
+
+    With ``stored``, a month comes from the pre-counted figures when it lies wholly in the
+    period (or runs to ``today``: nothing is dated later) and the job has counted it since
+    its last change (no mark); anything else is counted directly. Either way the numbers
+    equal a direct count.
+    """
+    out: dict[dt.date, Counts] = defaultdict(Counter)
+    if not stored:
+        for (_, month), counts in count_direct(session, municipality_ids, start, end).items():
+            out[month].update(counts)
+        return out
+    counted = set(
+        session.scalars(
+            select(StatisticsState.municipality_id).where(
+                StatisticsState.municipality_id.in_(municipality_ids)
+            )
+        )
+    )
+    marked = set(
+        session.execute(
+            select(StatisticsMark.municipality_id, StatisticsMark.month)
+            .where(
+                StatisticsMark.municipality_id.in_(municipality_ids),
+                StatisticsMark.month >= first_of_month(start),
+                StatisticsMark.month <= end,
+            )
+            .distinct()
+        ).all()
+    )
+    from_store: dict[dt.date, list[int]] = defaultdict(list)
+    for year, number in _months(start, end):
+        month = dt.date(year, number, 1)
+        piece = (max(start, month), min(end, _month_end(month)))
+        whole = piece[0] == month and piece[1] >= min(_month_end(month), today)
+        direct = []
+        for municipality_id in municipality_ids:
+            if whole and municipality_id in counted and (municipality_id, month) not in marked:
+                from_store[month].append(municipality_id)
+            else:
+                direct.append(municipality_id)
+        for (_, m), counts in count_direct(session, direct, *piece).items():
+            out[m].update(counts)
+    pairs = [(m, ids) for m, ids in from_store.items()]
+    if pairs:
+        months = [m for m, _ in pairs]
+        ids = sorted({i for _, group in pairs for i in group})
+        wanted = set((i, m) for m, group in pairs for i in group)
+        for mid, month, figure, key, n in session.execute(
+            select(
+                StatisticsCount.municipality_id,
+                StatisticsCount.month,
+                StatisticsCount.figure,
+                StatisticsCount.key,
+                StatisticsCount.n,
+            ).where(
+                StatisticsCount.municipality_id.in_(ids),
+                StatisticsCount.month >= min(months),
+                StatisticsCount.month <= max(months),
+            )
+        ):
+            if (mid, month) in wanted:
+                out[month][figure, key] += n
+    return out
+
+
+def _days(counts: Counts, figure: str) -> list[tuple[int, int]]:
+    return sorted((int(k), n) for (f, k), n in counts.items() if f == figure)
+
+
+def _median_of(histogram: list[tuple[int, int]]) -> str:
+    total = sum(n for _, n in histogram)
+    if total < SMALL:
+        return "—"
+    values = [d for d, n in histogram for _ in range(n)] if total < 10_000 else None
+    if values is not None:
+        return f"{stats.median(values):.0f}"
+    # large: the middle value(s) from the cumulative counts
+    middle, seen, low = (total - 1) // 2, 0, None
+    for day, n in histogram:
+        if low is None and seen + n > middle:
+            low = day
+        if seen + n > total // 2:
+            return f"{(low + day) / 2:.0f}"
+        seen += n
+    return "—"
+
+
+def _sum(counts: Counts, figure: str) -> int:
+    return sum(n for (f, _), n in counts.items() if f == figure)
+
+
 def compute(
     session: Session,
     municipality_ids: list[int],
     start: dt.date,
     end: dt.date,
     population: dict[str, int],
+    today: dt.date | None = None,
+    stored: bool = True,
 ) -> Statistics:
     """The dashboard's tables for these municipalities and this period (raw counts)."""
+    today = today or today_nl()
     codes = list(
         session.scalars(select(Municipality.code).where(Municipality.id.in_(municipality_ids)))
     )
     out = Statistics(sorted(codes), start, end)
-    in_period = and_(
-        Signal.municipality_id.in_(municipality_ids),
-        Signal.signal_date >= start,
-        Signal.signal_date <= end,
-    )
-    start_moment = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    end_moment = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    case_in_period = and_(
-        Case.municipality_id.in_(municipality_ids),
-        Case.created_at >= start_moment,
-        Case.created_at < end_moment,
-    )
+    per_month = count_months(session, municipality_ids, start, end, today, stored)
+    c: Counts = Counter()
+    for counts in per_month.values():
+        c.update(counts)
 
     # -- signals ---------------------------------------------------------------------------
-    by_partner = dict(
-        session.execute(
-            select(Signal.partner_type, func.count()).where(in_period).group_by(Signal.partner_type)
-        ).all()
-    )
+    by_partner = {p: c["signalen", p.value] for p in PartnerType}
     total = sum(by_partner.values())
     months = _months(start, end)
     inhabitants = sum(population.get(code, 0) for code in codes)
     per_1000 = f"{1000 * total / inhabitants / len(months):.2f}" if inhabitants and total else "—"
-    energy_eos = session.scalar(
-        select(func.count()).where(
-            in_period, Signal.partner_type == PartnerType.ENERGIE, Signal.end_of_supply.is_(True)
-        )
-    )
-    young = session.scalar(select(func.count()).where(in_period, Signal.age_band == "18-27"))
-    in_case = session.scalar(
-        select(func.count()).select_from(Signal).join(CaseSignal).where(in_period)
-    )
+    energy_eos = c["eindelevering", ""]
+    young = c["signalen_jong", ""]
+    in_case = c["in_zaak", ""]
     out.tables.append(
         Table(
             "signalen",
@@ -150,18 +429,14 @@ def compute(
             [
                 ["signalen", total, ""],
                 *[
-                    [
-                        f"partner: {p.value}",
-                        by_partner.get(p, 0),
-                        share(by_partner.get(p, 0), total),
-                    ]
+                    [f"partner: {p.value}", by_partner[p], share(by_partner[p], total)]
                     for p in PartnerType
-                    if by_partner.get(p)
+                    if by_partner[p]
                 ],
                 [
                     "eindelevering (van energie)",
                     energy_eos,
-                    share(energy_eos, by_partner.get(PartnerType.ENERGIE, 0)),
+                    share(energy_eos, by_partner[PartnerType.ENERGIE]),
                 ],
                 ["jongeren 18-27", young, share(young, total)],
                 ["in een zaak opgenomen", in_case, share(in_case, total)],
@@ -175,73 +450,22 @@ def compute(
             ),
         )
     )
-
     out.tables.append(
         Table(
             "partners",
             "Signalen per partnertype",
             ["partnertype", "signalen", "aandeel"],
             [
-                [p.value, by_partner.get(p, 0), share(by_partner.get(p, 0), total)]
+                [p.value, by_partner[p], share(by_partner[p], total)]
                 for p in PartnerType
-                if by_partner.get(p)
-            ],
-        )
-    )
-
-    # -- per month -------------------------------------------------------------------------
-    year, month = extract("year", Signal.signal_date), extract("month", Signal.signal_date)
-    monthly = {
-        (int(y), int(m)): n
-        for y, m, n in session.execute(
-            select(year, month, func.count()).where(in_period).group_by(year, month)
-        ).all()
-    }
-    out.tables.append(
-        Table(
-            "per_maand",
-            "Signalen per maand",
-            ["maand", "signalen", "per 1.000 inwoners"],
-            [
-                [
-                    f"{y}-{m:02d}",
-                    monthly.get((y, m), 0),
-                    f"{1000 * monthly.get((y, m), 0) / inhabitants:.2f}" if inhabitants else "—",
-                ]
-                for y, m in months
+                if by_partner[p]
             ],
         )
     )
 
     # -- cases -----------------------------------------------------------------------------
-    cases = session.execute(
-        select(
-            func.count(),
-            func.sum(Case.meervoudig.cast(Integer)),
-            func.sum(Case.opeenvolgend.cast(Integer)),
-        ).where(case_in_period)
-    ).one()
-    n_cases = cases[0] or 0
-    reached_ids = (
-        select(ContactAttempt.case_id)
-        .where(ContactAttempt.reached.is_(True))
-        .distinct()
-        .scalar_subquery()
-    )
-    reached = session.scalar(select(func.count()).where(case_in_period, Case.id.in_(reached_ids)))
-    results = dict(
-        session.execute(
-            select(Case.result, func.count())
-            .where(case_in_period, Case.result.is_not(None))
-            .group_by(Case.result)
-        ).all()
-    )
-    accepted = sum(n for r, n in results.items() if r in HELP_ACCEPTED)
-    accepted_reached = session.scalar(
-        select(func.count()).where(
-            case_in_period, Case.id.in_(reached_ids), Case.result.in_(list(HELP_ACCEPTED))
-        )
-    )
+    n_cases, reached = c["zaken", ""], c["bereikt", ""]
+    accepted_reached = c["aanvaard_bereikt", ""]
     out.tables.append(
         Table(
             "zaken",
@@ -249,8 +473,8 @@ def compute(
             ["", "aantal", "aandeel"],
             [
                 ["zaken", n_cases, ""],
-                ["meervoudig", cases[1] or 0, share(cases[1] or 0, n_cases)],
-                ["opeenvolgend", cases[2] or 0, share(cases[2] or 0, n_cases)],
+                ["meervoudig", c["meervoudig", ""], share(c["meervoudig", ""], n_cases)],
+                ["opeenvolgend", c["opeenvolgend", ""], share(c["opeenvolgend", ""], n_cases)],
                 ["bereikt", reached, share(reached, n_cases)],
                 ["hulp aanvaard (van bereikt)", accepted_reached, share(accepted_reached, reached)],
             ],
@@ -258,34 +482,82 @@ def compute(
             partition=False,
         )
     )
+    results = {r: c["resultaat", r.value] for r in CaseResult}
+    closed = sum(results.values())
     out.tables.append(
         Table(
             "resultaten",
             "Eindresultaten (DDAS)",
             ["resultaat", "zaken", "aandeel"],
+            [[r.value, n, share(n, closed)] for r, n in results.items() if n],
+            note=f"Hulp aanvaard (quick fix of vervolghulp): {c['aanvaard', '']} zaken.",
+        )
+    )
+    kinds = [
+        ("quick fix: (budget)advies", [CaseResult.ADVIES_QUICK_FIX]),
+        ("vervolghulp financieel", [CaseResult.VERVOLGHULP_FINANCIEEL]),
+        ("vervolghulp niet financieel", [CaseResult.VERVOLGHULP_NIET_FINANCIEEL]),
+        ("vervolghulp (soort niet vastgelegd)", [CaseResult.VERVOLGHULP]),
+    ]
+    out.tables.append(
+        Table(
+            "hulpsoort",
+            "Aanvaarde hulp: quick fix of vervolghulp, financieel of niet",
+            ["soort", "zaken", "aandeel"],
             [
-                [r.value, results.get(r, 0), share(results.get(r, 0), sum(results.values()))]
-                for r in CaseResult
-                if results.get(r)
+                [
+                    label,
+                    sum(results[r] for r in members),
+                    share(sum(results[r] for r in members), c["aanvaard", ""]),
+                ]
+                for label, members in kinds
             ],
-            note=f"Hulp aanvaard (quick fix of vervolghulp): {accepted} zaken.",
+        )
+    )
+
+    # -- young people and households with children ----------------------------------------
+    groups = [
+        ("alle zaken", "alle"),
+        ("jongeren 18-27", "jong"),
+        ("huishoudens met minderjarige kinderen", "kinderen"),
+        ("huishoudens zonder minderjarige kinderen", "zonder_kinderen"),
+        ("kinderen onbekend (nog geen inwonercheck)", "kinderen_onbekend"),
+    ]
+    out.tables.append(
+        Table(
+            "groepen",
+            "Jongeren en gezinnen met kinderen",
+            ["groep", "zaken", "bereikt", "hulp aanvaard", "bereik", "aanvaard (van bereikt)"],
+            [
+                [
+                    label,
+                    c["groep_zaken", g],
+                    c["groep_bereikt", g],
+                    c["groep_aanvaard", g],
+                    share(c["groep_bereikt", g], c["groep_zaken", g]),
+                    share(c["groep_aanvaard_bereikt", g], c["groep_bereikt", g]),
+                ]
+                for label, g in groups
+            ],
+            note="Jongeren: een signaal van de zaak noemt leeftijd 18-27. Kinderen: bij de "
+            "inwonercheck staat iemand jonger dan 18 op het adres ingeschreven (BRP).",
+            count_columns=(1, 2, 3),
+            share_columns=(4, 5),
+            partition=False,
         )
     )
 
     # -- attempts --------------------------------------------------------------------------
-    attempts = session.execute(
-        select(ContactAttempt.kind, ContactAttempt.dagdeel, ContactAttempt.reached, func.count())
-        .join(Case, Case.id == ContactAttempt.case_id)
-        .where(case_in_period)
-        .group_by(ContactAttempt.kind, ContactAttempt.dagdeel, ContactAttempt.reached)
-    ).all()
-    per_kind: Counter[ContactKind] = Counter()
-    reached_kind: Counter[ContactKind] = Counter()
+    per_kind: Counter[str] = Counter()
+    reached_kind: Counter[str] = Counter()
     per_part: Counter[str] = Counter()
-    for kind, part, hit, n in attempts:
+    for (figure, key), n in c.items():
+        if figure != "poging":
+            continue
+        kind, part, hit = key.split("|")
         per_kind[kind] += n
-        per_part[part.value] += n
-        if hit:
+        per_part[part] += n
+        if hit == "1":
             reached_kind[kind] += n
     out.tables.append(
         Table(
@@ -293,12 +565,32 @@ def compute(
             "Contactpogingen per soort en bereik per kanaal",
             ["soort", "pogingen", "bereikt", "bereik"],
             [
-                [k.value, per_kind[k], reached_kind[k], share(reached_kind[k], per_kind[k])]
+                [
+                    k.value,
+                    per_kind[k.value],
+                    reached_kind[k.value],
+                    share(reached_kind[k.value], per_kind[k.value]),
+                ]
                 for k in ContactKind
-                if per_kind[k]
+                if per_kind[k.value]
             ],
             count_columns=(1, 2),
             share_columns=(3,),
+        )
+    )
+    out.tables.append(
+        Table(
+            "pogingen_per_zaak",
+            "Contactpogingen per zaak",
+            ["", "pogingen", "per zaak"],
+            [
+                [
+                    "alle soorten",
+                    sum(per_kind.values()),
+                    f"{sum(per_kind.values()) / n_cases:.2f}" if n_cases >= SMALL else "—",
+                ]
+            ],
+            partition=False,
         )
     )
     out.tables.append(
@@ -311,36 +603,8 @@ def compute(
     )
 
     # -- speed -----------------------------------------------------------------------------
-    first_signal = (
-        select(CaseSignal.case_id, func.min(Signal.signal_date).label("day"))
-        .join(Signal, Signal.id == CaseSignal.signal_id)
-        .group_by(CaseSignal.case_id)
-        .subquery()
-    )
-    first_attempt = (
-        select(
-            ContactAttempt.case_id,
-            func.min(ContactAttempt.at).label("any"),
-        )
-        .group_by(ContactAttempt.case_id)
-        .subquery()
-    )
-    first_reached = (
-        select(ContactAttempt.case_id, func.min(ContactAttempt.at).label("at"))
-        .where(ContactAttempt.reached.is_(True))
-        .group_by(ContactAttempt.case_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(first_signal.c.day, first_attempt.c["any"], first_reached.c.at)
-        .select_from(Case)
-        .join(first_signal, first_signal.c.case_id == Case.id)
-        .join(first_attempt, first_attempt.c.case_id == Case.id)
-        .outerjoin(first_reached, first_reached.c.case_id == Case.id)
-        .where(case_in_period)
-    ).all()
-    to_attempt = [(a.date() - d).days for d, a, _ in rows]
-    to_talk = [(r.date() - d).days for d, _, r in rows if r is not None]
+    to_attempt, to_talk = _days(c, "dagen_poging"), _days(c, "dagen_gesprek")
+    n_attempt, n_talk = sum(n for _, n in to_attempt), sum(n for _, n in to_talk)
     out.tables.append(
         Table(
             "snelheid",
@@ -349,15 +613,15 @@ def compute(
             [
                 [
                     "signaal → eerste poging",
-                    len(to_attempt),
-                    _median(to_attempt),
-                    share(sum(1 for d in to_attempt if d <= 14), len(to_attempt)),
+                    n_attempt,
+                    _median_of(to_attempt),
+                    share(sum(n for d, n in to_attempt if d <= 14), n_attempt),
                 ],
                 [
                     "signaal → eerste gesprek",
-                    len(to_talk),
-                    _median(to_talk),
-                    share(sum(1 for d in to_talk if d <= 28), len(to_talk)),
+                    n_talk,
+                    _median_of(to_talk),
+                    share(sum(n for d, n in to_talk if d <= 28), n_talk),
                 ],
             ],
             note="Normen: eerste poging binnen 14 dagen, eerste gesprek binnen 4 weken.",
@@ -367,28 +631,66 @@ def compute(
     )
 
     # -- risk bands ------------------------------------------------------------------------
-    bands = session.execute(
-        select(
-            Case.band,
-            func.count(),
-            func.sum(Case.result.in_(list(HELP_ACCEPTED)).cast(Integer)),
-        )
-        .where(case_in_period)
-        .group_by(Case.band)
-    ).all()
-    order = {"hoog": 0, "midden": 1, "laag": 2, None: 3}
+    order = {"hoog": 0, "midden": 1, "laag": 2, "": 3}
+    bands = sorted({k for (f, k) in c if f == "band"}, key=lambda b: order.get(b, 3))
     out.tables.append(
         Table(
             "risicoband",
             "Risicoband en uitkomst",
             ["band", "zaken", "hulp aanvaard", "aandeel"],
             [
-                [band or "geen score", n, a or 0, share(a or 0, n)]
-                for band, n, a in sorted(bands, key=lambda b: order.get(b[0], 3))
+                [
+                    b or "geen score",
+                    c["band", b],
+                    c["band_aanvaard", b],
+                    share(c["band_aanvaard", b], c["band", b]),
+                ]
+                for b in bands
             ],
             note="De band ordent het werk; ieder huishouden krijgt een aanbod van hulp.",
             count_columns=(1, 2),
             share_columns=(3,),
+        )
+    )
+
+    # -- trends by month -------------------------------------------------------------------
+    rows = []
+    for y, m in months:
+        mc = per_month.get(dt.date(y, m, 1), Counter())
+        signals = _sum(mc, "signalen")
+        cases, hit = mc["zaken", ""], mc["bereikt", ""]
+        rows.append(
+            [
+                f"{y}-{m:02d}",
+                signals,
+                f"{1000 * signals / inhabitants:.2f}" if inhabitants else "—",
+                cases,
+                hit,
+                share(hit, cases),
+                share(mc["aanvaard_bereikt", ""], hit),
+                _median_of(_days(mc, "dagen_poging")),
+            ]
+        )
+    out.tables.append(
+        Table(
+            "per_maand",
+            "Per maand",
+            [
+                "maand",
+                "signalen",
+                "per 1.000 inwoners",
+                "zaken",
+                "bereikt",
+                "bereik",
+                "aanvaard (van bereikt)",
+                "mediaan dagen tot eerste poging",
+            ],
+            rows,
+            note=f"Landelijk: {NATIONAL_SIGNALS_PER_1000_MONTH} signalen per 1.000 inwoners per "
+            "maand (2024). Norm eerste poging: 14 dagen.",
+            count_columns=(1, 3, 4),
+            share_columns=(2, 5, 6, 7),
+            partition=False,
         )
     )
     return out

@@ -38,6 +38,8 @@ from signals.models import (
     Partner,
     Rejection,
     Signal,
+    StatisticsMark,
+    first_of_month,
 )
 from signals.parsing import MALFORMED, read_rows
 from signals.rules import age_band, today_nl, window_flag
@@ -362,6 +364,12 @@ class _BatchWriter:
                 # Core, not the ORM's bulk path: a third of the cost for plain rows
                 Signal.__table__.insert(),
                 [self._signal_row(d, m, clients) for _, d, m in valid],
+            )
+            # Core bypasses the ORM hook: mark the months these signals change ourselves.
+            months = {(m, first_of_month(d["signaaldatum"])) for _, d, m in valid}
+            self.session.execute(
+                StatisticsMark.__table__.insert(),
+                [{"municipality_id": m, "month": month} for m, month in sorted(months)],
             )
         if rejections:
             self.session.execute(Rejection.__table__.insert(), rejections)

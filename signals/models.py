@@ -323,3 +323,24 @@ __all__: list[Any] = [
     "Signal",
     "User",
 ]
+
+
+class StatisticsMark(Base):
+    """A month of a municipality whose statistics must be counted again.
+
+    Written in the same transaction as the change (ingest, matching, attempts, results), so
+    a mark exists exactly as long as the pre-counted figures of that month may be stale.
+    Duplicates are allowed (no unique key): two writers never collide on a mark.
+    """
+
+    __tablename__ = "statistics_marks"
+    __table_args__ = (Index(None, "municipality_id", "month"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    #: The first day of the month.
+    month: Mapped[dt.date]
+
+
+def first_of_month(day: dt.date | dt.datetime) -> dt.date:
+    return dt.date(day.year, day.month, 1)

@@ -322,6 +322,7 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
         "check_residents": {"inwoner": 0, "geen_inwoner": 0, "te_beoordelen": 0},
         "plan_cases": 0,
         "escalate_overdue": 0,
+        "count_statistics": {"gemeenten": 0, "maanden": 0},
         "send_reminders": 0,
         "deliver_ddas": None,
     }

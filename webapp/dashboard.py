@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_login import current_user
+from markupsafe import escape
 
-from outreach.statistics import Statistics, compute, shown
+from outreach.statistics import NATIONAL_SIGNALS_PER_1000_MONTH, Statistics, compute, shown
 from signals.enums import Role
 from signals.models import Municipality
 from signals.rules import today_nl
@@ -42,6 +44,22 @@ def _period(args: Any, today: dt.date) -> tuple[dt.date, dt.date, str]:
     return dt.date(first // 12, first % 12 + 1, 1), today, kind if kind in PERIODS else "jaar"
 
 
+def _choices(municipalities: list[Municipality]) -> list[tuple[str, str, list[int]]]:
+    """What the user may choose: all their municipalities, each centrumgemeente region of
+    which they may see every member, and each municipality: (value, label, ids)."""
+    settings = current_app.extensions["vroegsignaal"].settings
+    by_code = {m.code: m for m in municipalities}
+    out = [("alle", f"alle ({len(municipalities)})", [m.id for m in municipalities])]
+    for name, members in sorted(settings.regions.items()):
+        if members and all(code in by_code for code in members):
+            out.append(
+                (f"regio:{name}", f"regio {name} ({len(members)})",
+                 [by_code[c].id for c in members])
+            )  # fmt: skip
+    out += [(m.code, f"{m.name} ({m.code})", [m.id]) for m in municipalities]
+    return out
+
+
 def _statistics() -> tuple[Statistics, dict[str, Any]]:
     session = get_session()
     allowed = sorted(current_user.municipality_ids)
@@ -51,26 +69,43 @@ def _statistics() -> tuple[Statistics, dict[str, Any]]:
         .order_by(Municipality.code)
         .all()
     )
+    choices = _choices(municipalities)
     chosen = request.args.get("gemeente", "alle")
-    ids = [m.id for m in municipalities if chosen in ("alle", m.code)]
+    ids = next((ids for value, _, ids in choices if value == chosen), None)
     if not ids:
         abort(404)
-    start, end, kind = _period(request.args, today_nl())
+    today = today_nl()
+    start, end, kind = _period(request.args, today)
     population = current_app.extensions["vroegsignaal"].settings.population
-    data = compute(session, ids, start, end, population)
+    data = compute(session, ids, start, end, population, today=today)
     form = {"gemeente": chosen, "periode": kind, "van": start, "tot": end,
-            "gemeenten": municipalities}  # fmt: skip
+            "keuzes": [(value, label) for value, label, _ in choices]}  # fmt: skip
     return data, form
 
 
-def bar_chart(labels: list[str], values: list[str], title: str) -> str:
-    """A small inline SVG bar chart; suppressed values are drawn as gaps."""
-    numbers = [int(v) if v.isdigit() else None for v in values]
-    top = max([n for n in numbers if n is not None] or [1]) or 1
+def _number(text: str) -> float | None:
+    try:
+        return float(text.rstrip("%"))
+    except ValueError:
+        return None  # hidden ("<5", "(afgeschermd)") or not known ("—"): drawn as a gap
+
+
+def bar_chart(
+    labels: list[str],
+    values: list[str],
+    title: str,
+    reference: float | None = None,
+    reference_label: str = "",
+    unit: str = "",
+) -> str:
+    """A small inline SVG bar chart (no script, no CDN); hidden values are drawn as gaps,
+    and a dashed line marks a reference (the national figure, a norm)."""
+    numbers = [_number(v) for v in values]
+    top = max([n for n in numbers if n is not None] + [reference or 0, 1e-9])
     width, height, bar = 640, 180, 600 / max(len(labels), 1)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + 30}" '
-        f'role="img" aria-label="{title}" class="chart">'
+        f'role="img" aria-label="{escape(title)}" class="chart">'
     ]
     for i, (label, n) in enumerate(zip(labels, numbers, strict=True)):
         x = 30 + i * bar
@@ -78,13 +113,42 @@ def bar_chart(labels: list[str], values: list[str], title: str) -> str:
             h = height * n / top
             parts.append(
                 f'<rect x="{x + 2:.1f}" y="{height - h:.1f}" width="{bar - 4:.1f}" '
-                f'height="{h:.1f}"><title>{label}: {n}</title></rect>'
+                f'height="{h:.1f}"><title>{escape(label)}: {n:g}{unit}</title></rect>'
             )
         parts.append(
-            f'<text x="{x + bar / 2:.1f}" y="{height + 14}" text-anchor="middle">{label[2:]}</text>'
+            f'<text x="{x + bar / 2:.1f}" y="{height + 14}" text-anchor="middle">'
+            f"{escape(label[2:])}</text>"
+        )
+    if reference is not None:
+        y = height - height * reference / top
+        parts.append(
+            f'<line x1="30" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="reference"/>'
+            f'<text x="{width - 10}" y="{y - 4:.1f}" text-anchor="end">'
+            f"{escape(reference_label)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def charts(data: Statistics) -> list[tuple[str, str]]:
+    """The trend charts, each drawn from the (suppressed) table shown under them."""
+    rows = shown(data.table("per_maand"))
+    labels = [r[0] for r in rows]
+    per_1000 = [r[2] for r in rows]
+    out = []
+    if any(_number(v) is not None for v in per_1000):
+        title = "Signalen per 1.000 inwoners per maand"
+        out.append((title, bar_chart(labels, per_1000, title, NATIONAL_SIGNALS_PER_1000_MONTH,
+                                     f"landelijk {NATIONAL_SIGNALS_PER_1000_MONTH}")))  # fmt: skip
+    else:
+        out.append(("Signalen per maand", bar_chart(labels, [r[1] for r in rows], "Signalen")))
+    out.append(("Bereik per maand (zaken met een gesprek)",
+                bar_chart(labels, [r[5] for r in rows], "Bereik", unit="%")))  # fmt: skip
+    out.append(("Hulp aanvaard per maand (van bereikt)",
+                bar_chart(labels, [r[6] for r in rows], "Hulp aanvaard", unit="%")))  # fmt: skip
+    out.append(("Mediaan dagen tot de eerste poging",
+                bar_chart(labels, [r[7] for r in rows], "Dagen", 14, "norm 14 dagen")))  # fmt: skip
+    return out
 
 
 @bp.get("/dashboard")
@@ -92,9 +156,9 @@ def bar_chart(labels: list[str], values: list[str], title: str) -> str:
 def dashboard() -> Any:
     data, form = _statistics()
     tables = [(t, shown(t)) for t in data.tables]
-    monthly = next(rows for t, rows in tables if t.key == "per_maand")
-    chart = bar_chart([r[0] for r in monthly], [r[1] for r in monthly], "Signalen per maand")
-    return render_template("dashboard.html", data=data, tables=tables, form=form, chart=chart)
+    return render_template(
+        "dashboard.html", data=data, tables=tables, form=form, charts=charts(data)
+    )
 
 
 def _safe(cell: str) -> str:
@@ -131,7 +195,8 @@ def dashboard_xlsx() -> Any:
     book = Workbook()
     book.remove(book.active)
     for table in data.tables:
-        sheet = book.create_sheet(table.title[:31])
+        # A sheet name: no : \\ / ? * [ ], at most 31 characters.
+        sheet = book.create_sheet(re.sub(r"[][:\\/?*]", "", table.title)[:31])
         sheet.append(table.columns)
         for row in shown(table):
             # Numbers stay numbers; any other text is neutralised like the CSV's.

@@ -51,7 +51,7 @@ from signals.service import (
     add_user,
     create_recipient_key,
 )
-from signals.synthetic import Population, to_csv
+from signals.synthetic import Population, make_bsn, to_csv
 
 GEMEENTE = ("0344", "Utrecht")
 PARTNERS = [
@@ -201,6 +201,22 @@ def brp_extract(population: Population, moved_every: int = 25) -> bytes:
                     person.woonplaats,
                 ]
             )
+            if index % 3 == 0:  # a third of the households has a minor child at home
+                rng = random.Random(index)  # noqa: S311 - synthetic data
+                writer.writerow(
+                    [
+                        make_bsn(rng),
+                        rng.choice(["Sem", "Noor", "Liam", "Julia", "Daan", "Emma"]),
+                        person.tussenvoegsel,
+                        person.achternaam,
+                        (today_nl() - dt.timedelta(days=rng.randint(365, 17 * 365))).isoformat(),
+                        person.straat,
+                        person.huisnummer,
+                        person.toevoeging,
+                        person.postcode,
+                        person.woonplaats,
+                    ]
+                )
     return out.getvalue().encode()
 
 

@@ -23,6 +23,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "check_residents": (outreach_jobs.check_residents, "matching_poll_seconds"),
     "plan_cases": (outreach_jobs.plan, "matching_poll_seconds"),
     "escalate_overdue": (outreach_jobs.escalate, "matching_poll_seconds"),
+    "count_statistics": (outreach_jobs.count_statistics, "matching_poll_seconds"),
     "send_reminders": (outreach_jobs.send_reminders, "reminder_time"),
     "deliver_ddas": (ddas.deliver_periodically, "ddas_delivery_time"),
 }
