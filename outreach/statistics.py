@@ -133,18 +133,16 @@ def count_direct(
         Signal.signal_date <= end,
     )
     year, month = extract("year", Signal.signal_date), extract("month", Signal.signal_date)
-    in_case = select(CaseSignal.signal_id).where(CaseSignal.signal_id == Signal.id).exists()
+    # Grouped by labels: one expression each, so PostgreSQL sees the same bound values.
+    in_case = (
+        select(CaseSignal.signal_id).where(CaseSignal.signal_id == Signal.id).exists()
+    ).label("in_case")
+    young_signal = (Signal.age_band == YOUNG).label("young")
+    keys = (Signal.municipality_id, year.label("y"), month.label("m"), Signal.partner_type,
+            Signal.end_of_supply, young_signal, in_case)  # fmt: skip
     for mid, y, m, partner, eos, young, linked, n in session.execute(
-        select(
-            Signal.municipality_id, year, month, Signal.partner_type, Signal.end_of_supply,
-            Signal.age_band == YOUNG, in_case, func.count(),
-        )
-        .where(in_period)
-        .group_by(
-            Signal.municipality_id, year, month, Signal.partner_type, Signal.end_of_supply,
-            Signal.age_band == YOUNG, in_case,
-        )
-    ):  # fmt: skip
+        select(*keys, func.count()).where(in_period).group_by(*keys)
+    ):
         counts = out[(mid, dt.date(int(y), int(m), 1))]
         counts["signalen", partner.value] += n
         if eos and partner is PartnerType.ENERGIE:
@@ -249,7 +247,7 @@ def refresh(session: Session, limit_months: int = 240) -> dict[str, int]:
     new = [m for m in session.scalars(select(Municipality.id)) if m not in counted]
     for municipality_id in new:
         months = count_direct(
-            session, [municipality_id], dt.date(1900, 1, 1), dt.date(9999, 12, 31)
+            session, [municipality_id], dt.date(1900, 1, 1), dt.date(9998, 12, 31)
         )
         session.execute(
             delete(StatisticsCount).where(StatisticsCount.municipality_id == municipality_id)

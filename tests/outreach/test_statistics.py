@@ -8,18 +8,20 @@ import random
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from outreach.enums import CaseResult, ContactKind
-from outreach.jobs import match, plan
-from outreach.models import Case
+from outreach.jobs import check_residents, count_statistics, match, plan
+from outreach.models import Case, StatisticsCount
+from outreach.residents import import_extract
 from outreach.service import close, record_attempt
 from outreach.statistics import SECONDARY, compute, shown, suppress
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
-from signals.models import Municipality, Signal, User
+from signals.models import Municipality, Signal, StatisticsMark, User
 from signals.rules import NL
-from signals.service import add_user
+from signals.runtime import Runtime
+from signals.service import add_municipality, add_user
 from signals.synthetic import make_bsn
 from tests.factories import World, row
 
@@ -34,7 +36,7 @@ def test_small_counts_are_hidden_and_cannot_be_recovered_from_the_total() -> Non
     assert suppress([None, 5]) == ["—", "5"]
 
 
-def _data(world: World) -> None:
+def _data(world: World, extract: bytes | None = None) -> None:
     today = dt.date.today()
     day = str(today - dt.timedelta(days=1))
     young = "2005-06-01"
@@ -55,6 +57,10 @@ def _data(world: World) -> None:
         key="rsa2",
     )
     match(world.runtime)
+    if extract is not None:  # the resident check, before anyone is contacted
+        with unit_of_work(world.runtime.sessions) as session:
+            import_extract(session, world.runtime.protector, world.municipality_id, extract, today)
+        check_residents(world.runtime)
     plan(world.runtime)
     with unit_of_work(world.runtime.sessions) as session:
         municipality = session.get(Municipality, world.municipality_id)
@@ -117,11 +123,12 @@ def test_every_figure_matches_a_count_by_hand(world: World) -> None:
     }
 
 
-def _login(client: Any, world: World, role: Role, email: str) -> None:
+def _login(client: Any, world: World, role: Role, email: str, codes: tuple[str, ...] = ()) -> None:
     with unit_of_work(world.runtime.sessions) as session:
         municipality = session.get(Municipality, world.municipality_id)
         assert municipality is not None
-        password = add_user(session, email, role, [municipality]).password
+        others = session.scalars(select(Municipality).where(Municipality.code.in_(codes)))
+        password = add_user(session, email, role, [municipality, *others]).password
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
     assert token
@@ -170,3 +177,121 @@ def test_csv_cells_cannot_start_a_formula() -> None:
     assert _safe('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
     assert _safe("+1") == "'+1" and _safe("-5") == "'-5" and _safe("@A1") == "'@A1"
     assert _safe("<5") == "<5" and _safe("12") == "12"
+
+
+def _extract(minors_at: set[int]) -> bytes:
+    """A BRP extract of the ten people of ``_data``, each at their own house number, with a
+    child of 10 living with those in ``minors_at``."""
+    lines = ["bsn;voornamen;voorvoegsel;geslachtsnaam;geboortedatum;straat;huisnummer;"
+             "huisnummertoevoeging;postcode;woonplaats"]  # fmt: skip
+    child = dt.date.today() - dt.timedelta(days=10 * 365)
+    for i, bsn in enumerate(BSN):
+        lines.append(f"{bsn};Jan;de;Vries;1990-04-12;Oudegracht;{i + 1};;3511AB;Utrecht")
+        if i in minors_at:
+            kid = make_bsn(random.Random(100 + i))
+            lines.append(f"{kid};Sem;de;Vries;{child};Oudegracht;{i + 1};;3511AB;Utrecht")
+    return "\n".join(lines).encode()
+
+
+def _tables(data: Any) -> dict[str, list[list[Any]]]:
+    return {t.key: t.rows for t in data.tables}
+
+
+def test_young_people_children_help_kinds_and_trend_counted_by_hand(world: World) -> None:
+    _data(world, _extract({0, 1, 8}))
+    today = dt.date.today()
+    with unit_of_work(world.runtime.readers) as session:
+        data = compute(session, [world.municipality_id], today - dt.timedelta(days=30), today, {})
+    groups = {r[0]: r[1:4] for r in data.table("groepen").rows}
+    # zaken, bereikt, hulp aanvaard: H0-H4 were reached and accepted, H5 not reached.
+    assert groups["alle zaken"] == [10, 5, 5]
+    assert groups["jongeren 18-27"] == [2, 0, 0]  # Z1 and Z2 (BSN 8 and 9)
+    assert groups["huishoudens met minderjarige kinderen"] == [3, 2, 2]  # BSN 0, 1 and 8
+    assert groups["huishoudens zonder minderjarige kinderen"] == [7, 3, 3]
+    assert groups["kinderen onbekend (nog geen inwonercheck)"] == [0, 0, 0]
+    kinds = {r[0]: r[1] for r in data.table("hulpsoort").rows}
+    assert kinds["vervolghulp financieel"] == 5 and kinds["quick fix: (budget)advies"] == 0
+    assert data.table("pogingen_per_zaak").rows == [["alle soorten", 6, "0.60"]]
+    trend = {r[0]: r for r in data.table("per_maand").rows}
+    this_month = trend[f"{today.year}-{today.month:02d}"]
+    assert this_month[1] + trend.get(_previous_month(today), [0, 0])[1] == 12
+
+
+def _previous_month(day: dt.date) -> str:
+    first = day.replace(day=1) - dt.timedelta(days=1)
+    return f"{first.year}-{first.month:02d}"
+
+
+def _all_figures(session: Any, ids: list[int], start: dt.date, end: dt.date, stored: bool) -> Any:
+    return _tables(compute(session, ids, start, end, {"0344": 50_000}, stored=stored))
+
+
+def test_pre_counted_figures_equal_a_direct_count_before_and_after_changes(world: World) -> None:
+    _data(world)
+    today = dt.date.today()
+    periods = [
+        (today - dt.timedelta(days=400), today),  # a year and more: whole months
+        (today - dt.timedelta(days=10), today - dt.timedelta(days=1)),  # part of a month
+        (today.replace(day=1), today),  # this month up to today
+    ]
+    ids = [world.municipality_id]
+
+    def same() -> None:
+        with unit_of_work(world.runtime.readers) as session:
+            for start, end in periods:
+                assert _all_figures(session, ids, start, end, True) == _all_figures(
+                    session, ids, start, end, False
+                )
+
+    same()  # nothing counted yet: everything is counted directly
+    assert count_statistics(world.runtime) == {"gemeenten": 1, "maanden": 0}
+    with unit_of_work(world.runtime.readers) as session:
+        assert session.scalar(select(func.count()).select_from(StatisticsCount)) > 20
+        assert session.scalar(select(func.count()).select_from(StatisticsMark)) == 0
+    same()
+    # Work goes on: an attempt, a closed case, a new batch. The marks make the dashboard
+    # count those months directly until the job has recounted them.
+    with unit_of_work(world.runtime.sessions) as session:
+        user = session.scalars(select(User)).first()
+        assert user is not None
+        case = session.scalars(select(Case).where(Case.result.is_(None))).first()
+        assert case is not None
+        at = dt.datetime.now(NL).replace(hour=14, minute=0, second=0, microsecond=0)
+        record_attempt(case, user, ContactKind.HUISBEZOEK, at, True, None, world.runtime.protector)
+        close(case, CaseResult.ADVIES_QUICK_FIX, user.email, today)
+    world.ingest([row(signaal_id="N1", bsn=make_bsn(random.Random(77)))], name="nieuw.csv")
+    with unit_of_work(world.runtime.readers) as session:
+        assert session.scalar(select(func.count()).select_from(StatisticsMark)) > 0
+        stale = _tables(compute(session, ids, *periods[0], {}, stored=True))
+    assert {r[0]: r[1] for r in stale["resultaten"]}["(Budget)advies en/of quick fix"] == 1
+    same()
+    done = count_statistics(world.runtime)
+    assert done["gemeenten"] == 0 and done["maanden"] >= 1
+    same()
+    with unit_of_work(world.runtime.readers) as session:
+        assert session.scalar(select(func.count()).select_from(StatisticsMark)) == 0
+
+
+def test_regions_are_offered_only_whole(world: World) -> None:
+    from webapp import create_app
+
+    _data(world)
+    with unit_of_work(world.runtime.sessions) as session:
+        add_municipality(session, "0307", "Amersfoort")
+    regions = {"Eemland": ["0344", "0307"], "Groot": ["0344", "0599"]}
+    runtime = Runtime(world.runtime.settings.model_copy(update={"regions": regions}),
+                      world.runtime.engine)  # fmt: skip
+    client = create_app(runtime=runtime, TESTING=True).test_client()
+    _login(client, world, Role.ANALYST, "analist@example.nl")  # sees 0344 only
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert "regio:Eemland" not in html and "regio:Groot" not in html
+    assert client.get("/dashboard?gemeente=regio:Eemland").status_code == 404
+    client.post("/logout", data={"csrf_token": re.search(
+        r'name="csrf_token" value="([^"]+)"', html)[1]})  # fmt: skip
+    _login(client, world, Role.ANALYST, "regio@example.nl", codes=("0307",))
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert 'value="regio:Eemland"' in html and "regio:Groot" not in html
+    region = client.get("/dashboard.csv?gemeente=regio:Eemland&periode=kwartaal")
+    assert region.status_code == 200 and "0307-0344" in region.headers["Content-Disposition"]
+    # The region's figures are its members' together: here all of 0344's, none of 0307.
+    assert "Signalen;signalen;aantal;12" in region.get_data(as_text=True)
