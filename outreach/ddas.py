@@ -1,24 +1,25 @@
-"""The DDAS Vroegsignalering v1.2 delivery to CBS: our statement of the rules, and the export.
+"""The DDAS Vroegsignalering v1.2 delivery to CBS: the file export and the pages of the pull API.
 
-**The rules** (:data:`SCHEMA`) are written here from the standard (VNG Realisatie, DDAS
-Vroegsignalering v1.2, the *Uitwisselmodel*): closed objects, the value lists (taken from the
-project's own enums, which are the DDAS values verbatim), the client identity rule (a BSN
-alone, or else postcode and house number with optional addition, birth date and sex) and the
-formats. The product never reads the official schema file; the tests check our exports
-against it as well.
+The rules every delivery is checked against live in :mod:`outreach.ddas_rules`.
 
-**Extra rules** for our own exports (:func:`extra_violations`): every BSN passes the
-elfproef, ``ontstaansdatum <= signaaldatum``, signal IDs are unique in a levering and every
-ID a case references is a signal of the same levering, ``teller`` runs 1..n. (The official
-examples use placeholder BSNs that fail the elfproef, so this is not a rule of the standard.)
+**What a levering holds**: for one municipality and period, every active case (created by
+the end of the period, not closed before its start) with *all* the signals it references
+(also those dated outside the period: the DDAS rule is that a case references only signals
+of the same levering), then every signal dated in the period that no active case holds. That
+is also the stable order of a levering: cases by id, each with its signals, then the other
+signals by id.
+
+**Pages** (the pull API, :func:`paginate`): at most ``size`` signals each, a case always whole
+on one page with its signals, cases packed greedily in that order; so every signal and every
+case is on exactly one page, and every page is a valid document on its own.
 
 **Amounts** are whole euros, rounded half up (``bedrag`` 450.50 becomes 451, 450.49 becomes
 450): the standard asks for an integer and says nothing of rounding.
 
 **The export** streams: signals and cases are read in chunks, each object is checked as it
-is written to a temporary file, and the file replaces the target only when everything
-passed. A refusal lists the path of each violation (``leveringen[0].vroegsignalen[12].client``)
-and the rule, never the value.
+is written, and a file replaces the target only when everything passed. A refusal lists the
+path of each violation (``leveringen[0].vroegsignalen[12].client``) and the rule, never the
+value. Every delivery (a file, or a page served to CBS) is logged without any BSN.
 """
 
 from __future__ import annotations
@@ -27,298 +28,34 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-import fastjsonschema
-import jsonschema
-import rfc3339_validator
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
-from outreach.enums import CaseResult, ContactKind, Dagdeel
+from outreach.ddas_rules import extra_violations as extra_violations
+from outreach.ddas_rules import schema_violations, signal_violations
+from outreach.ddas_rules import violations as violations
 from outreach.matching import period_bounds
 from outreach.models import Case, CaseSignal, DdasDelivery
 from signals.crypto import DataProtector
-from signals.enums import Gender, PartnerType, SignalStatus
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from signals.models import Municipality, Signal
-from signals.rules import NL, bsn_valid
+from signals.rules import NL
 
 PRODUCT = "Vroegsignaal"
 DDAS_VERSION = "1.2"
 CHUNK = 2_000
 
 
-def _enum(values: Any) -> dict[str, Any]:
-    return {"type": "string", "enum": [v.value for v in values]}
-
-
-DEFS: dict[str, Any] = {
-    "datum": {"type": "string", "format": "date"},
-    "datum-tijd": {"type": "string", "format": "date-time"},
-    "email": {"type": "string", "format": "email"},
-    "bedrag": {"type": "integer"},
-    "geslacht": _enum(Gender),
-    "EnumSignaalstatus": _enum(SignalStatus),
-    "EnumSignaalpartner": _enum(PartnerType),
-    "EnumEindresultaat": _enum(CaseResult),
-    "EnumContactsoort": _enum(ContactKind),
-    "EnumDagdeel": _enum(Dagdeel),
-}
-
-CLIENT: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "burgerservicenummer": {"type": "string"},
-        "geslachtsaanduiding": {"$ref": "#/$defs/geslacht"},
-        "geboortedatum": {"$ref": "#/$defs/datum"},
-        "postcode": {"type": "string"},
-        "huisnummer": {"type": "string"},
-        "huisnummertoevoeging": {"type": "string"},
-    },
-    "additionalProperties": False,
-    # The client identity rule: a BSN alone, or else postcode and house number.
-    "oneOf": [
-        {
-            "required": ["burgerservicenummer"],
-            "properties": {"burgerservicenummer": {"minLength": 9, "maxLength": 9}},
-            "additionalProperties": False,
-        },
-        {"not": {"required": ["burgerservicenummer"]}, "required": ["huisnummer", "postcode"]},
-    ],
-}
-
-SIGNAL: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "ID": {"type": "string"},
-        "crisissignaal": {"type": "boolean"},
-        "warmeOverdracht": {"type": "boolean"},
-        "bedrag": {"$ref": "#/$defs/bedrag"},
-        "ontstaansdatum": {"$ref": "#/$defs/datum"},
-        "signaaldatum": {"$ref": "#/$defs/datum"},
-        "status": {"$ref": "#/$defs/EnumSignaalstatus"},
-        "signaalpartner": {
-            "type": "object",
-            "properties": {"type": {"$ref": "#/$defs/EnumSignaalpartner"}},
-            "additionalProperties": False,
-        },
-        "client": CLIENT,
-    },
-    "required": ["ID", "client", "signaalpartner"],
-    "additionalProperties": False,
-}
-
-CASE: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "resultaat": {"$ref": "#/$defs/EnumEindresultaat"},
-        "matchingsdatum": {"$ref": "#/$defs/datum"},
-        "startdatumMatchingperiode": {"$ref": "#/$defs/datum"},
-        "einddatumMatchingperiode": {"$ref": "#/$defs/datum"},
-        "datumOpgepakt": {"$ref": "#/$defs/datum"},
-        "vroegsignalen": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"ID": {"type": "string"}},
-                "required": ["ID"],
-                "additionalProperties": False,
-            },
-            "minItems": 1,
-            "uniqueItems": True,
-        },
-        "contactpogingen": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "soort": {"$ref": "#/$defs/EnumContactsoort"},
-                    "bereikt": {"type": "boolean"},
-                    "datum": {"$ref": "#/$defs/datum"},
-                    "dagdeel": {"$ref": "#/$defs/EnumDagdeel"},
-                },
-                "additionalProperties": False,
-            },
-        },
-    },
-    "additionalProperties": False,
-}
-
-ORGANISATION: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "naam": {"type": "string"},
-        "kvk-nummer": {"type": "string"},
-        "contactpersonen": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "naam": {"type": "string"},
-                    "telefoonnummer": {"type": "string"},
-                    "email": {"$ref": "#/$defs/email"},
-                    "functietitel": {"type": "string"},
-                },
-                "additionalProperties": False,
-            },
-            "minItems": 1,
-            "uniqueItems": True,
-        },
-    },
-    "additionalProperties": False,
-}
-
-LEVERING: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "teller": {"type": "integer"},
-        "gemeentecode": {"type": "string"},
-        "aanleverendeOrganisatie": ORGANISATION,
-        "vroegsignalen": {"type": "array", "items": SIGNAL},
-        "vroegsignaalzaken": {"type": "array", "items": CASE},
-    },
-    "required": ["aanleverendeOrganisatie", "gemeentecode", "teller"],
-    "additionalProperties": False,
-}
-
-#: The whole Uitwisselmodel, Draft 2020-12.
-SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "properties": {
-        "startdatumLevering": {"$ref": "#/$defs/datum"},
-        "einddatumLevering": {"$ref": "#/$defs/datum"},
-        "aanleverdatumEnTijd": {"$ref": "#/$defs/datum-tijd"},
-        "codeGegevensleverancier": {"type": "string"},
-        "leveringen": {"type": "array", "items": LEVERING, "minItems": 1, "uniqueItems": True},
-    },
-    "required": [
-        "aanleverdatumEnTijd",
-        "codeGegevensleverancier",
-        "einddatumLevering",
-        "startdatumLevering",
-    ],
-    "additionalProperties": False,
-    "$defs": DEFS,
-}
-
-
-def _validator(part: dict[str, Any]) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(
-        {**part, "$defs": DEFS}, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-
-
-_PARTS = {"document": SCHEMA, "signal": SIGNAL, "case": CASE, "organisation": ORGANISATION}
-_VALIDATORS = {kind: _validator(part) for kind, part in _PARTS.items()}
-
-
-def _is_date(value: str) -> bool:
-    try:
-        return len(value) == 10 and bool(dt.date.fromisoformat(value))
-    except ValueError:
-        return False
-
-
-def _fast(part: dict[str, Any]) -> Any:
-    """The same rules compiled to Python (fastjsonschema, Draft 7 spelling): about 100 times
-    quicker, for the export's many objects. Only a refusal goes to jsonschema, which then
-    names every violation."""
-    text = json.dumps({k: v for k, v in part.items() if k != "$schema"})
-    schema = json.loads(text.replace("#/$defs/", "#/definitions/"))
-    schema.pop("$defs", None)
-    schema["definitions"] = DEFS
-    return fastjsonschema.compile(
-        schema,
-        formats={
-            "date": _is_date,
-            "date-time": rfc3339_validator.validate_rfc3339,
-            "email": lambda value: bool(_EMAIL.fullmatch(value)),
-        },
-    )
-
-
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_FAST = {kind: _fast(part) for kind, part in _PARTS.items()}
-
-
-def _path(prefix: str, parts: Any) -> str:
-    out = prefix
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
-def _schema_violations(kind: str, instance: Any, prefix: str = "") -> list[str]:
-    """Violations as "path: rule" — the rule's name and its schema value, never the data."""
-    try:
-        _FAST[kind](instance)
-        return []
-    except fastjsonschema.JsonSchemaValueException:
-        pass  # name every violation below
-    out = []
-    for error in _VALIDATORS[kind].iter_errors(instance):
-        rule = error.validator
-        detail = error.validator_value if rule in {"required", "enum", "format", "type"} else ""
-        if rule == "enum":
-            detail = "a DDAS value list"
-        elif rule == "oneOf":
-            detail = "a BSN alone, or postcode and house number"
-        elif rule == "additionalProperties":
-            names = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            detail = "not allowed: " + ", ".join(names)
-        out.append(f"{_path(prefix, error.absolute_path)}: {rule} {detail}".rstrip())
-    return out
-
-
-def violations(document: dict[str, Any], extra: bool = True) -> list[str]:
-    """Every violation of the DDAS v1.2 rules (and, with ``extra``, of our export rules)."""
-    found = _schema_violations("document", document)
-    if extra and not found:
-        for i, levering in enumerate(document["leveringen"]):
-            found += extra_violations(levering, f"leveringen[{i}]", i + 1)
-    return found
-
-
-def _signal_extra(signal: dict[str, Any], path: str) -> list[str]:
-    out = []
-    bsn = signal.get("client", {}).get("burgerservicenummer")
-    if bsn is not None and not bsn_valid(bsn):
-        out.append(f"{path}.client.burgerservicenummer: elfproef")
-    start, sent = signal.get("ontstaansdatum"), signal.get("signaaldatum")
-    if start and sent and start > sent:
-        out.append(f"{path}.ontstaansdatum: after signaaldatum")
-    return out
-
-
-def extra_violations(levering: dict[str, Any], path: str, teller: int) -> list[str]:
-    out = [] if levering.get("teller") == teller else [f"{path}.teller: not {teller}"]
-    ids: set[str] = set()
-    for j, signal in enumerate(levering.get("vroegsignalen", [])):
-        out += _signal_extra(signal, f"{path}.vroegsignalen[{j}]")
-        if signal["ID"] in ids:
-            out.append(f"{path}.vroegsignalen[{j}].ID: not unique in the levering")
-        ids.add(signal["ID"])
-    for j, case in enumerate(levering.get("vroegsignaalzaken", [])):
-        for k, ref in enumerate(case.get("vroegsignalen", [])):
-            if ref["ID"] not in ids:
-                out.append(
-                    f"{path}.vroegsignaalzaken[{j}].vroegsignalen[{k}].ID: "
-                    "no such signal in the levering"
-                )
-    return out
-
-
-# -- building an export ------------------------------------------------------------------------
+# -- the objects -------------------------------------------------------------------------------
 def whole_euros(amount: Decimal) -> int:
     """The documented rounding rule: whole euros, half up."""
     return int(Decimal(amount).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
@@ -383,6 +120,15 @@ class ExportRefused(Exception):
 
 
 @dataclass
+class Tally:
+    """What a document holds."""
+
+    signals: int = 0
+    cases: int = 0
+    attempts: int = 0
+
+
+@dataclass
 class Delivery:
     path: Path
     sha256: str
@@ -432,19 +178,228 @@ def product_code() -> str:
         return PRODUCT
 
 
-class _Writer:
-    """Writes JSON pieces to a file, hashing as it goes."""
+# -- which part of a levering ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Part:
+    """The part of a levering one document holds, in the levering's stable order.
 
-    def __init__(self, handle: IO[str]) -> None:
-        self.handle, self.digest = handle, hashlib.sha256()
+    ``cases``: the ids of the active cases it holds (each with all its signals); None for
+    every active case. Then the signals no active case holds: from ``lone_offset`` on, at most
+    ``lone_limit`` (None: all). ``Part()`` is the whole levering.
+    """
+
+    cases: range | None = None
+    lone_offset: int = 0
+    lone_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """One page of a levering and where it stands among the others (DDAS-VS ``Paginering``)."""
+
+    page: int
+    size: int
+    pages: int
+    records: int
+    part: Part = field(default_factory=Part)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "pageSize": self.size,
+            "currentPage": self.page,
+            "totalPages": self.pages,
+            "totalRecords": self.records,
+        }
+
+
+class PageNotFound(Exception):
+    """The page asked for is beyond the last one (``pages``)."""
+
+    def __init__(self, pages: int) -> None:
+        super().__init__(f"there are {pages} page(s)")
+        self.pages = pages
+
+
+class PageSizeTooSmall(Exception):
+    """A case travels whole with its signals; the largest case has ``minimum`` signals."""
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(f"the page size must be at least {minimum}: a case and its signals "
+                         "travel on one page")  # fmt: skip
+        self.minimum = minimum
+
+
+def _active_cases(municipality_id: int, start: dt.date, end: dt.date) -> Any:
+    """Cases active in the period: created by its end and not closed before its start."""
+    end_moment = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=NL)
+    return and_(
+        Case.municipality_id == municipality_id,
+        Case.created_at < end_moment,
+        or_(Case.closed_on.is_(None), Case.closed_on >= start),
+    )
+
+
+def _lone(municipality_id: int, start: dt.date, end: dt.date) -> Any:
+    """Signals dated in the period that no active case holds."""
+    held = (
+        select(CaseSignal.signal_id)
+        .join(Case, Case.id == CaseSignal.case_id)
+        .where(CaseSignal.signal_id == Signal.id, _active_cases(municipality_id, start, end))
+        .exists()
+    )
+    return and_(
+        Signal.municipality_id == municipality_id,
+        Signal.signal_date >= start,
+        Signal.signal_date <= end,
+        ~held,
+    )
+
+
+def paginate(
+    session: Session, municipality_id: int, start: dt.date, end: dt.date, size: int, page: int
+) -> Pagination:
+    """Page ``page`` of the levering in pages of at most ``size`` signals (see the module).
+
+    One pass over the signal count of every active case (streamed) and one count of the
+    other signals; raises :class:`PageSizeTooSmall` or :class:`PageNotFound`.
+    """
+    sizes = (
+        select(CaseSignal.case_id, func.count())
+        .join(Case, Case.id == CaseSignal.case_id)
+        .where(_active_cases(municipality_id, start, end))
+        .group_by(CaseSignal.case_id)
+        .order_by(CaseSignal.case_id)
+        .execution_options(yield_per=10_000)
+    )
+    number, used, records, largest = 1, 0, 0, 0
+    first = last = None
+    for case_id, count in session.execute(sizes):
+        records += count
+        largest = max(largest, count)
+        if used + count > size and used:
+            number, used = number + 1, 0
+        used += count
+        if number == page:
+            first = case_id if first is None else first
+            last = case_id
+    if largest > size:
+        raise PageSizeTooSmall(largest)
+    lone = session.scalar(
+        select(func.count()).select_from(Signal).where(_lone(municipality_id, start, end))
+    )
+    lone = lone or 0
+    records += lone
+    room = size - used  # the rest of the last page with cases, then whole pages
+    pages = number + -(-max(0, lone - room) // size)
+    if page > pages:
+        raise PageNotFound(pages)
+    cases = range(first, last + 1) if first is not None and last is not None else range(0)
+    if page < number:
+        part = Part(cases, 0, 0)
+    elif page == number:
+        part = Part(cases, 0, room)
+    else:
+        part = Part(cases, room + (page - number - 1) * size, size)
+    return Pagination(page, size, pages, records, part)
+
+
+# -- writing -----------------------------------------------------------------------------------
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class Writer:
+    """Writes JSON pieces as UTF-8 to a binary handle, feeding a SHA-256 (and any other
+    digest given) as it goes."""
+
+    def __init__(self, handle: IO[bytes], *digests: Digest) -> None:
+        self.handle, self.sha256 = handle, hashlib.sha256()
+        self.digests: tuple[Digest, ...] = (self.sha256, *digests)
 
     def write(self, text: str) -> None:
-        self.handle.write(text)
-        self.digest.update(text.encode())
+        data = text.encode()
+        self.handle.write(data)
+        for digest in self.digests:
+            digest.update(data)
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _header(start: dt.date, end: dt.date, now: dt.datetime) -> dict[str, Any]:
+    if end < start:
+        raise ExportRefused(["einddatumLevering: before startdatumLevering"])
+    header = {
+        "startdatumLevering": start.isoformat(),
+        "einddatumLevering": end.isoformat(),
+        "aanleverdatumEnTijd": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "codeGegevensleverancier": product_code(),
+    }
+    found = schema_violations("document", {**header, "leveringen": [{}]})
+    found = [v for v in found if not v.startswith("leveringen")]
+    if found:
+        raise ExportRefused(found)
+    return header
+
+
+def write_document(
+    session: Session,
+    protector: DataProtector,
+    settings: Settings,
+    leveringen: list[tuple[Municipality, Part]],
+    start: dt.date,
+    end: dt.date,
+    writer: Writer,
+    now: dt.datetime | None = None,
+) -> Tally:
+    """Write one Uitwisselmodel document, a levering (or a part of one) per municipality.
+
+    Every object is checked as it is written; raises :class:`ExportRefused` with the paths of
+    all violations after writing (the caller throws what was written away).
+    """
+    header = _header(start, end, now or dt.datetime.now(dt.UTC))
+    tally = Tally()
+    problems: list[str] = []
+    writer.write(_dumps(header)[:-1] + ',"leveringen":[')
+    for teller, (municipality, part) in enumerate(leveringen, start=1):
+        if teller > 1:
+            writer.write(",")
+        problems += _levering(
+            session, protector, settings, municipality, teller, start, end, part, writer, tally
+        )
+        if len(problems) > 1000:
+            break
+    writer.write("]}")
+    if problems:
+        raise ExportRefused(problems)
+    return tally
+
+
+def log_delivery(
+    session: Session,
+    start: dt.date,
+    end: dt.date,
+    codes: list[str],
+    tally: Tally,
+    sha256: str,
+    by: str,
+) -> DdasDelivery:
+    """The delivery log: period, municipalities, counts, the hash of what went out, who."""
+    record = DdasDelivery(
+        period_start=start,
+        period_end=end,
+        gemeenten=",".join(codes),
+        ddas_version=DDAS_VERSION,
+        product=product_code(),
+        signals=tally.signals,
+        cases=tally.cases,
+        sha256=sha256,
+        by=by,
+    )
+    session.add(record)
+    session.flush()
+    return record
 
 
 def export(
@@ -458,99 +413,111 @@ def export(
     by: str,
     now: dt.datetime | None = None,
 ) -> Delivery:
-    """Write the delivery for ``municipalities`` and the period to ``out`` (see the module).
-
-    Every signal dated in the period, and every case active in it (created on or before the
-    end, not closed before the start) with all the signals it references.
-    """
-    if end < start:
-        raise ExportRefused(["einddatumLevering: before startdatumLevering"])
-    now = now or dt.datetime.now(dt.UTC)
-    header = {
-        "startdatumLevering": start.isoformat(),
-        "einddatumLevering": end.isoformat(),
-        "aanleverdatumEnTijd": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "codeGegevensleverancier": product_code(),
-    }
-    found = _schema_violations("document", {**header, "leveringen": [{}]})
-    found = [v for v in found if not v.startswith("leveringen")]
-    if found:
-        raise ExportRefused(found)
+    """Write the whole delivery for ``municipalities`` and the period to ``out`` (see the
+    module), through a temporary file beside it that replaces ``out`` only when every check
+    passed; log it."""
+    _header(start, end, now or dt.datetime.now(dt.UTC))  # refuse before making a file
     out.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=out.parent, prefix=".ddas-", suffix=".tmp")
-    delivery = Delivery(out, "", [m.code for m in municipalities])
-    problems: list[str] = []
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            writer = _Writer(handle)
-            writer.write(_dumps(header)[:-1] + ',"leveringen":[')
-            for teller, municipality in enumerate(municipalities, start=1):
-                if teller > 1:
-                    writer.write(",")
-                problems += _levering(
-                    session, protector, settings, municipality, teller, start, end, writer,
-                    delivery,
-                )  # fmt: skip
-                if len(problems) > 1000:
-                    break
-            writer.write("]}")
-        if problems:
-            raise ExportRefused(problems)
+        with os.fdopen(descriptor, "wb") as handle:
+            writer = Writer(handle)
+            tally = write_document(
+                session, protector, settings, [(m, Part()) for m in municipalities], start, end,
+                writer, now,
+            )  # fmt: skip
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    delivery.sha256 = writer.digest.hexdigest()
-    record = DdasDelivery(
-        period_start=start,
-        period_end=end,
-        gemeenten=",".join(delivery.municipalities),
-        ddas_version=DDAS_VERSION,
-        product=header["codeGegevensleverancier"],
-        signals=delivery.signals,
-        cases=delivery.cases,
-        sha256=delivery.sha256,
-        by=by,
+    codes = [m.code for m in municipalities]
+    delivery = Delivery(
+        out, writer.sha256.hexdigest(), codes, tally.signals, tally.cases, tally.attempts
     )
-    session.add(record)
-    session.flush()
-    delivery.log_id = record.id
+    delivery.log_id = log_delivery(session, start, end, codes, tally, delivery.sha256, by).id
     return delivery
 
 
-def _active_cases(municipality_id: int, start: dt.date, end: dt.date) -> Any:
-    """Cases active in the period: created by its end and not closed before its start."""
-    end_moment = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=NL)
-    return and_(
-        Case.municipality_id == municipality_id,
-        Case.created_at < end_moment,
-        or_(Case.closed_on.is_(None), Case.closed_on >= start),
-    )
-
-
-def _cases_in_period(
-    session: Session, municipality_id: int, start: dt.date, end: dt.date
-) -> Iterator[tuple[Case, list[int]]]:
-    """The active cases with their signal ids, a page at a time (bounded memory)."""
-    query = (
-        select(Case)
-        .where(_active_cases(municipality_id, start, end))
-        .order_by(Case.id)
-        .options(selectinload(Case.attempts))
-    )
+def _case_chunks(
+    session: Session, municipality_id: int, start: dt.date, end: dt.date, ids: range | None
+) -> Iterator[list[int]]:
+    """The ids of the active cases (of ``ids``, if given), a chunk at a time, in id order."""
+    query = select(Case.id).where(_active_cases(municipality_id, start, end))
+    if ids is not None:
+        if not ids:
+            return
+        query = query.where(Case.id >= ids.start, Case.id < ids.stop)
     last = 0
     while True:
-        page = session.scalars(query.where(Case.id > last).limit(CHUNK)).all()
+        chunk = list(session.scalars(query.where(Case.id > last).order_by(Case.id).limit(CHUNK)))
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1]
+
+
+def _case_signals(session: Session, case_ids: list[int]) -> Iterator[Signal]:
+    query = (
+        select(Signal)
+        .join(CaseSignal, CaseSignal.signal_id == Signal.id)
+        .where(CaseSignal.case_id.in_(case_ids))
+        .order_by(CaseSignal.case_id, Signal.id)
+        .options(selectinload(Signal.client))
+    )
+    yield from session.scalars(query).all()
+    session.expunge_all()
+
+
+def _lone_signals(
+    session: Session, municipality_id: int, start: dt.date, end: dt.date, part: Part
+) -> Iterator[Signal]:
+    """The signals no active case holds, in id order, from ``part.lone_offset`` on."""
+    query = select(Signal).where(_lone(municipality_id, start, end)).order_by(Signal.id)
+    left = part.lone_limit
+    if left == 0:
+        return
+    last = 0
+    if part.lone_offset:
+        before = session.scalar(
+            select(Signal.id)
+            .where(_lone(municipality_id, start, end))
+            .order_by(Signal.id)
+            .offset(part.lone_offset - 1)
+            .limit(1)
+        )
+        if before is None:
+            return
+        last = before
+    query = query.options(selectinload(Signal.client))
+    while left is None or left > 0:
+        limit = CHUNK if left is None else min(CHUNK, left)
+        page = session.scalars(query.where(Signal.id > last).limit(limit)).all()
         if not page:
             return
-        links: dict[int, list[int]] = {case.id: [] for case in page}
+        yield from page
+        last = page[-1].id
+        left = None if left is None else left - len(page)
+        session.expunge_all()
+
+
+def _cases(
+    session: Session, municipality_id: int, start: dt.date, end: dt.date, ids: range | None
+) -> Iterator[tuple[Case, list[int]]]:
+    """The active cases with their signal ids, a chunk at a time (bounded memory)."""
+    for chunk in _case_chunks(session, municipality_id, start, end, ids):
+        cases = session.scalars(
+            select(Case)
+            .where(Case.id.in_(chunk))
+            .order_by(Case.id)
+            .options(selectinload(Case.attempts))
+        ).all()
+        links: dict[int, list[int]] = {case.id: [] for case in cases}
         for case_id, signal_id in session.execute(
-            select(CaseSignal.case_id, CaseSignal.signal_id).where(CaseSignal.case_id.in_(links))
+            select(CaseSignal.case_id, CaseSignal.signal_id).where(CaseSignal.case_id.in_(chunk))
         ):
             links[case_id].append(signal_id)
-        for case in page:
+        for case in cases:
             yield case, links[case.id]
-        last = page[-1].id
         session.expunge_all()
 
 
@@ -562,69 +529,55 @@ def _levering(
     teller: int,
     start: dt.date,
     end: dt.date,
-    writer: _Writer,
-    delivery: Delivery,
+    part: Part,
+    writer: Writer,
+    tally: Tally,
 ) -> list[str]:
     path = f"leveringen[{teller - 1}]"
     problems: list[str] = []
+    code = municipality.code
     org = organisation(settings, municipality)
-    problems += _schema_violations("organisation", org, f"{path}.aanleverendeOrganisatie")
+    problems += schema_violations("organisation", org, f"{path}.aanleverendeOrganisatie")
     writer.write(
-        _dumps({"teller": teller, "gemeentecode": municipality.code})[:-1]
+        _dumps({"teller": teller, "gemeentecode": code})[:-1]
         + ',"aanleverendeOrganisatie":'
         + _dumps(org)
         + ',"vroegsignalen":['
     )
-    # Signals: those dated in the period, then those outside it that a case active in the
-    # period references (two keyset scans; one query with "OR id IN (subquery)" made SQLite
-    # rebuild the subquery for every chunk).
-    in_period = and_(Signal.signal_date >= start, Signal.signal_date <= end)
-    dated = select(Signal).where(Signal.municipality_id == municipality.id, in_period)
-    referenced = (
-        select(Signal)
-        .join(CaseSignal, CaseSignal.signal_id == Signal.id)
-        .join(Case, Case.id == CaseSignal.case_id)
-        .where(
-            Signal.municipality_id == municipality.id,
-            ~in_period,
-            _active_cases(municipality.id, start, end),
-        )
-    )
+    mid = municipality.id
+
+    def held() -> Iterator[Signal]:
+        for chunk in _case_chunks(session, mid, start, end, part.cases):
+            yield from _case_signals(session, chunk)
+
+    # Signals: those of the active cases (all of them, also those dated outside the period),
+    # then the others dated in the period. Every ID a case references is therefore in the
+    # levering by construction; no set of a million IDs is kept to prove it (whole documents
+    # are checked by ``extra_violations`` in the tests).
     index = 0
-    for query in (dated, referenced):
-        query = query.order_by(Signal.id).options(selectinload(Signal.client))
-        last = 0
-        while True:
-            page = session.scalars(query.where(Signal.id > last).limit(CHUNK)).all()
-            if not page:
-                break
-            for signal in page:
-                item = signal_object(signal, protector)
-                where = f"{path}.vroegsignalen[{index}]"
-                problems += _schema_violations("signal", item, where)
-                problems += _signal_extra(item, where)
-                writer.write(("," if index else "") + _dumps(item))
-                index += 1
-            last = page[-1].id
-            session.expunge_all()
-    delivery.signals += index
+    for source in (held(), _lone_signals(session, mid, start, end, part)):
+        for signal in source:
+            item = signal_object(signal, protector)
+            where = f"{path}.vroegsignalen[{index}]"
+            problems += schema_violations("signal", item, where)
+            problems += signal_violations(item, where)
+            writer.write(("," if index else "") + _dumps(item))
+            index += 1
+    tally.signals += index
     writer.write('],"vroegsignaalzaken":[')
     index = 0
-    for case, signal_ids in _cases_in_period(session, municipality.id, start, end):
+    for case, signal_ids in _cases(session, mid, start, end, part.cases):
         item = case_object(case, signal_ids)
-        where = f"{path}.vroegsignaalzaken[{index}]"
-        # Every signal a case references is in the levering by construction (the signal
-        # query above includes the signals of every active case), so no set of a million
-        # IDs is kept to prove it; whole documents are checked by ``extra_violations``.
-        problems += _schema_violations("case", item, where)
+        problems += schema_violations("case", item, f"{path}.vroegsignaalzaken[{index}]")
         writer.write(("," if index else "") + _dumps(item))
-        delivery.attempts += len(item["contactpogingen"])
+        tally.attempts += len(item["contactpogingen"])
         index += 1
-    delivery.cases += index
+    tally.cases += index
     writer.write("]}")
     return problems
 
 
+# -- the scheduled delivery --------------------------------------------------------------------
 def last_complete_period(today: dt.date, kind: str) -> tuple[dt.date, dt.date]:
     """The most recent month, quarter or half-year that ended before ``today``."""
     months = {"month": 1, "quarter": 3, "half-year": 6}[kind]
@@ -635,11 +588,15 @@ def last_complete_period(today: dt.date, kind: str) -> tuple[dt.date, dt.date]:
     return start, end
 
 
+SYSTEM = "systeem"
+
+
 def deliver_periodically(runtime: Any) -> str | None:
     """Job ``deliver_ddas`` (daily): the last complete period's delivery, once.
 
     Writes ``ddas-<start>-<end>.json`` for every municipality into ``ddas_dir`` unless the
-    delivery log already has that period; returns the file written, if any.
+    delivery log says this job already did (a download by an admin or pages fetched by CBS
+    do not count); returns the file written, if any.
     """
     import logging
 
@@ -652,7 +609,9 @@ def deliver_periodically(runtime: Any) -> str | None:
     with unit_of_work(runtime.sessions) as session:
         done = session.scalar(
             select(DdasDelivery.id).where(
-                DdasDelivery.period_start == start, DdasDelivery.period_end == end
+                DdasDelivery.period_start == start,
+                DdasDelivery.period_end == end,
+                DdasDelivery.by == SYSTEM,
             )
         )
         municipalities = list(session.scalars(select(Municipality).order_by(Municipality.code)))
@@ -660,7 +619,7 @@ def deliver_periodically(runtime: Any) -> str | None:
             return None
         out = Path(settings.ddas_dir) / f"ddas-{start}-{end}.json"
         try:
-            export(session, runtime.protector, settings, municipalities, start, end, out, "systeem")
+            export(session, runtime.protector, settings, municipalities, start, end, out, SYSTEM)
         except ExportRefused as exc:
             log.warning("DDAS delivery %s..%s refused: %s", start, end, exc)
             return None

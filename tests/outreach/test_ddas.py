@@ -260,12 +260,12 @@ def test_the_periodic_delivery_runs_once_per_period(world: World, tmp_path: Path
     ],
 )
 def test_the_fast_and_the_full_check_agree(change: dict[str, Any]) -> None:
-    from outreach.ddas import _schema_violations
+    from outreach.ddas_rules import schema_violations
 
     good = _official("uitgebreidVoorbeeld.json")["leveringen"][0]["vroegsignalen"][0]
-    assert _schema_violations("signal", good) == []
+    assert schema_violations("signal", good) == []
     bad = {**good, **change}
-    found = _schema_violations("signal", bad)  # the fast check refuses, the full one names
+    found = schema_violations("signal", bad)  # the fast check refuses, the full one names
     assert found and all(isinstance(v, str) for v in found)
 
 
@@ -286,3 +286,118 @@ def test_signals_outside_the_period_come_along_with_their_active_case(
     assert delivery.cases == 2 and delivery.signals == 2  # only via their cases
     assert all(s["signaaldatum"] < today.isoformat() for s in levering["vroegsignalen"])
     assert violations(document) == []  # every reference resolves inside the levering
+
+
+# -- pages (the pull API for CBS) --------------------------------------------------------------
+def paged_data(world: World) -> None:
+    """A case with two signals, a case with one, and two signals that no case holds yet."""
+    world.ingest(
+        [
+            row(signaal_id="P1", bsn="111222333"),
+            row(signaal_id="P2", bsn="111222333", bedrag="99"),
+            row(signaal_id="P3", bsn="", achternaam="Bakker", postcode="3512PH", huisnummer="3"),
+        ],
+        name="a.csv.p7m",
+    )
+    match(world.runtime)
+    world.ingest(
+        [
+            row(signaal_id="P4", bsn="123456782"),
+            row(signaal_id="P5", bsn="", achternaam="Smit", postcode="3511AB", huisnummer="8"),
+        ],
+        name="b.csv.p7m",
+    )
+
+
+def write_page(runtime: Runtime, municipality_id: int, size: int, number: int) -> Any:
+    """One page as the API builds it: the document and its pagination."""
+    import io
+
+    from outreach.ddas import Writer, paginate, write_document
+
+    start, end = dt.date.today() - dt.timedelta(days=40), dt.date.today()
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.get(Municipality, municipality_id)
+        assert municipality is not None
+        pagination = paginate(session, municipality.id, start, end, size, number)
+        buffer = io.BytesIO()
+        part = [(municipality, pagination.part)]
+        write_document(session, runtime.protector, runtime.settings, part, start, end,
+                       Writer(buffer))  # fmt: skip
+    return json.loads(buffer.getvalue()), pagination
+
+
+def test_pages_hold_whole_cases_every_signal_once_and_are_valid_alone(
+    world: World, tmp_path: Path
+) -> None:
+    from outreach.ddas import PageNotFound, PageSizeTooSmall
+
+    paged_data(world)
+    runtime = _settings(world.runtime)
+    whole, _ = write_page(runtime, world.municipality_id, 50_000, 1)
+    (levering,) = whole["leveringen"]
+    assert len(levering["vroegsignalen"]) == 5 and len(levering["vroegsignaalzaken"]) == 2
+    assert sorted(len(c["vroegsignalen"]) for c in levering["vroegsignaalzaken"]) == [1, 2]
+    # The one page is the file export's levering.
+    out = tmp_path / "levering.json"
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        assert municipality is not None
+        start = dt.date.today() - dt.timedelta(days=40)
+        export(session, runtime.protector, runtime.settings, [municipality], start,
+               dt.date.today(), out, by="test")  # fmt: skip
+    assert json.loads(out.read_text())["leveringen"] == whole["leveringen"]
+
+    # Greedy: size 2 -> [case of 2], [case of 1, P4], [P5]; size 4 -> [both cases, P4], [P5]
+    for size, expected in ((2, [2, 2, 1]), (3, [3, 2]), (4, [4, 1]), (5, [5])):
+        signals: list[str] = []
+        cases: list[Any] = []
+        counts = []
+        for number in range(1, len(expected) + 1):
+            document, pagination = write_page(runtime, world.municipality_id, size, number)
+            assert violations(document) == []  # every reference inside the page
+            if (DDAS / "json_schema_Uitwisselmodel.json").is_file():
+                assert official_violations(document) == []
+            assert pagination.as_dict() == {
+                "pageSize": size, "currentPage": number, "totalPages": len(expected),
+                "totalRecords": 5,
+            }  # fmt: skip
+            (part,) = document["leveringen"]
+            counts.append(len(part["vroegsignalen"]))
+            signals += [s["ID"] for s in part["vroegsignalen"]]
+            cases += part["vroegsignaalzaken"]
+        assert counts == expected, size
+        assert sorted(signals) == sorted(s["ID"] for s in levering["vroegsignalen"])  # once each
+        assert sorted(map(json.dumps, cases)) == sorted(
+            map(json.dumps, levering["vroegsignaalzaken"])
+        )
+        with pytest.raises(PageNotFound) as beyond:
+            write_page(runtime, world.municipality_id, size, len(expected) + 1)
+        assert beyond.value.pages == len(expected)
+    with pytest.raises(PageSizeTooSmall) as small:
+        write_page(runtime, world.municipality_id, 1, 1)
+    assert small.value.minimum == 2
+
+
+def test_an_empty_period_is_one_empty_valid_page(world: World) -> None:
+    runtime = _settings(world.runtime)
+    document, pagination = write_page(runtime, world.municipality_id, 10, 1)
+    assert pagination.as_dict() == {"pageSize": 10, "currentPage": 1, "totalPages": 1,
+                                    "totalRecords": 0}  # fmt: skip
+    assert violations(document) == []
+    assert document["leveringen"][0]["vroegsignalen"] == []
+
+
+def test_a_download_or_a_cbs_page_does_not_stand_for_the_scheduled_delivery(
+    world: World, tmp_path: Path
+) -> None:
+    from outreach.ddas import Tally, deliver_periodically, last_complete_period, log_delivery
+    from signals.rules import today_nl
+
+    runtime = _settings(world.runtime, ddas_dir=str(tmp_path / "ddas"), ddas_period="month")
+    start, end = last_complete_period(today_nl(), "month")
+    with unit_of_work(runtime.sessions) as session:
+        for by in ("cbs:cbs-client", "beheer@example.nl"):
+            log_delivery(session, start, end, ["0344"], Tally(), "0" * 64, by)
+    written = deliver_periodically(runtime)
+    assert written is not None and Path(written).is_file()
