@@ -161,6 +161,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(value_enum(Role, 16))
+    #: Further staff roles, comma-separated (a counsellor who is also an analyst).
+    extra_roles: Mapped[str] = mapped_column(String(64), default="", server_default="")
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -168,6 +170,12 @@ class User(Base):
 
     municipalities: Mapped[list[Municipality]] = relationship(secondary=user_municipalities)
     partner: Mapped[Partner | None] = relationship()
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """Every role of the user: the main one and the extra ones."""
+        extra = (Role(r) for r in (self.extra_roles or "").split(",") if r)
+        return frozenset({self.role, *extra})
 
 
 class Batch(Base):

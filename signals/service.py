@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -231,13 +232,21 @@ def add_user(
     municipalities: list[Municipality],
     partner: Partner | None = None,
     password: str | None = None,
+    extra_roles: Iterable[Role] = (),
 ) -> NewUser:
-    """Add a user with a one-time password (returned once, stored as an argon2id hash)."""
+    """Add a user with a one-time password (returned once, stored as an argon2id hash).
+
+    Staff may hold several roles (``extra_roles``: a counsellor who is also an analyst); a
+    partner's portal user holds that role alone.
+    """
     email = email.strip().lower()
     if not _EMAIL.fullmatch(email):
         raise ValueError("not a valid e-mail address")
     if role is Role.PARTNER and partner is None:
         raise ValueError("a partner user belongs to a partner")
+    extra = sorted({r for r in extra_roles if r is not role}, key=lambda r: r.value)
+    if extra and Role.PARTNER in (role, *extra):
+        raise ValueError("a partner user cannot hold another role")
     if session.scalar(select(User).where(User.email == email)):
         raise Conflict("a user with this e-mail address already exists")
     password = password or secrets.token_urlsafe(12)
@@ -245,6 +254,7 @@ def add_user(
         email=email,
         password_hash=password_hasher.hash(password),
         role=role,
+        extra_roles=",".join(r.value for r in extra),
         partner=partner,
         municipalities=list(municipalities or (partner.municipalities if partner else [])),
     )

@@ -119,7 +119,13 @@ def test_operator_setup_and_partner_round_trip(runtime: Runtime, tmp_path: Path)
             "--json",
         ).stdout
     )
-    assert len(user["password"]) >= 12
+    assert len(user["password"]) >= 12 and user["roles"] == ["counsellor"]
+    both = vs(runtime, "user", "add", "--email", "ca@example.nl", "--role", "counsellor",
+              "--role", "analyst", "--gemeente", "0344", "--json").stdout  # fmt: skip
+    assert json.loads(both)["roles"] == ["analyst", "counsellor"]
+    refused = vs(runtime, "user", "add", "--email", "p@example.nl", "--role", "partner",
+                 "--role", "analyst", "--partner", partner["id"], check=False)  # fmt: skip
+    assert refused.returncode != 0 and "cannot hold another role" in refused.stderr
 
     # The partner's side: plain openssl.
     plain = csv_bytes([row(), row(signaal_id="S-2", postcode="ABCD12")])

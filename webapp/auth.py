@@ -37,6 +37,7 @@ class SessionUser(UserMixin):
         self.id = user.id
         self.email = user.email
         self.role = user.role
+        self.roles = user.roles
         self.partner_id = user.partner_id
         self.municipality_ids = frozenset(m.id for m in user.municipalities)
 
@@ -64,7 +65,7 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
-            if current_user.role not in roles:
+            if not current_user.roles & set(roles):
                 abort(403)
             return view(*args, **kwargs)
 

@@ -333,12 +333,22 @@ def user_group() -> None:
 
 @user_group.command("add", with_appcontext=False)
 @click.option("--email", required=True)
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    required=True,
+    multiple=True,
+    help="repeat for a second role (--role counsellor --role analyst); the first is the main one",
+)
 @click.option("--gemeente", multiple=True)
 @click.option("--partner", "partner_id")
 @json_option
 def user_add(
-    email: str, role: str, gemeente: tuple[str, ...], partner_id: str | None, as_json: bool
+    email: str,
+    role: tuple[str, ...],
+    gemeente: tuple[str, ...],
+    partner_id: str | None,
+    as_json: bool,
 ) -> None:
     """Add a user; prints a one-time password."""
     runtime = _runtime()
@@ -348,11 +358,15 @@ def user_add(
             partner = get_partner(session, partner_id) if partner_id else None
             if not municipalities and partner is None:
                 raise ValueError("name at least one --gemeente (or a --partner)")
-            created = add_user(session, email, Role(role), municipalities, partner)
+            created = add_user(
+                session, email, Role(role[0]), municipalities, partner,
+                extra_roles=[Role(r) for r in role[1:]],
+            )  # fmt: skip
             data = {
                 "id": created.user.id,
                 "email": created.user.email,
-                "role": role,
+                "role": role[0],
+                "roles": sorted(r.value for r in created.user.roles),
                 "password": created.password,
             }
     except (NotFound, ValueError, Conflict) as exc:

@@ -123,12 +123,20 @@ def test_every_figure_matches_a_count_by_hand(world: World) -> None:
     }
 
 
-def _login(client: Any, world: World, role: Role, email: str, codes: tuple[str, ...] = ()) -> None:
+def _login(
+    client: Any,
+    world: World,
+    role: Role,
+    email: str,
+    codes: tuple[str, ...] = (),
+    extra: tuple[Role, ...] = (),
+) -> None:
     with unit_of_work(world.runtime.sessions) as session:
         municipality = session.get(Municipality, world.municipality_id)
         assert municipality is not None
         others = session.scalars(select(Municipality).where(Municipality.code.in_(codes)))
-        password = add_user(session, email, role, [municipality, *others]).password
+        user = add_user(session, email, role, [municipality, *others], extra_roles=extra)
+        password = user.password
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
     assert token
@@ -169,6 +177,13 @@ def test_pages_and_downloads_carry_no_personal_data_and_only_for_analysts(
     _login(client, world, Role.COUNSELLOR, "consulent@example.nl")
     assert client.get("/dashboard").status_code == 403
     assert client.get("/dashboard.csv").status_code == 403
+    queue = client.get("/queue").get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": re.search(
+        r'name="csrf_token" value="([^"]+)"', queue)[1]})  # fmt: skip
+    # A counsellor who is also an analyst sees both the queue and the statistics.
+    _login(client, world, Role.COUNSELLOR, "beide@example.nl", extra=(Role.ANALYST,))
+    assert client.get("/dashboard").status_code == 200
+    assert client.get("/queue").status_code == 200
 
 
 def test_csv_cells_cannot_start_a_formula() -> None:
