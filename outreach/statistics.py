@@ -386,6 +386,13 @@ def _median_of(histogram: list[tuple[int, int]]) -> str:
     return "—"
 
 
+def _per_case(part: int, cases: int) -> str:
+    """An average per case, or "—" when either count is too small to show."""
+    if cases < SMALL or 0 < part < SMALL:
+        return "—"
+    return f"{part / cases:.2f}"
+
+
 def _sum(counts: Counts, figure: str) -> int:
     return sum(n for (f, _), n in counts.items() if f == figure)
 
@@ -561,19 +568,20 @@ def compute(
         Table(
             "pogingen",
             "Contactpogingen per soort en bereik per kanaal",
-            ["soort", "pogingen", "bereikt", "bereik"],
+            ["soort", "pogingen", "bereikt", "bereik", "per zaak"],
             [
                 [
                     k.value,
                     per_kind[k.value],
                     reached_kind[k.value],
                     share(reached_kind[k.value], per_kind[k.value]),
+                    _per_case(per_kind[k.value], n_cases),
                 ]
                 for k in ContactKind
                 if per_kind[k.value]
             ],
             count_columns=(1, 2),
-            share_columns=(3,),
+            share_columns=(3, 4),
         )
     )
     out.tables.append(
@@ -585,7 +593,7 @@ def compute(
                 [
                     "alle soorten",
                     sum(per_kind.values()),
-                    f"{sum(per_kind.values()) / n_cases:.2f}" if n_cases >= SMALL else "—",
+                    _per_case(sum(per_kind.values()), n_cases),
                 ]
             ],
             partition=False,

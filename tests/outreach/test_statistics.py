@@ -107,7 +107,7 @@ def test_every_figure_matches_a_count_by_hand(world: World) -> None:
     results = {r[0]: r[1] for r in data.table("resultaten").rows}
     assert results == {"Vervolghulp en/of verwijzing financieel": 5}
     attempts = data.table("pogingen").rows
-    assert attempts == [["Telefoon", 6, 5, "83.3%"]]
+    assert attempts == [["Telefoon", 6, 5, "83.3%", "0.60"]]
     speed = {r[0]: r[1:] for r in data.table("snelheid").rows}
     assert speed["signaal → eerste poging"][:2] == [6, "1"]  # six cases, median 1 day
     bands = {r[0]: r[1] for r in data.table("risicoband").rows}
