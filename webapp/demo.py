@@ -262,13 +262,15 @@ def demo_model(runtime: Runtime, households: int = 200_000) -> dict[str, Any]:
     while sum((more := outreach_jobs.check_residents(runtime)).values()):
         checked = {key: checked[key] + more[key] for key in checked}
     planned = outreach_jobs.plan(runtime)
+    worked = work_history(runtime)
     return {
         "model_version": version,
         "households_scored": scored,
         "cases_created": matched["cases_created"],
         "cases_planned": planned,
         "resident_check": checked,
-        "cases_worked": work_history(runtime),
+        "cases_worked": worked,
+        "statistics": outreach_jobs.count_statistics(runtime),
     }
 
 
