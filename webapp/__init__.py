@@ -40,7 +40,7 @@ def create_app(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from webapp import api, auth, dashboard, db, outreach, portal, views
+    from webapp import api, auth, cbs, dashboard, db, outreach, portal, views
 
     db.init_app(app)
     csrf.init_app(app)
@@ -53,6 +53,8 @@ def create_app(
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
+    app.register_blueprint(cbs.bp)
+    csrf.exempt(cbs.bp)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

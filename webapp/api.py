@@ -52,13 +52,39 @@ def problem(
     return response
 
 
+def fsc_error(status: int, code: str, title: str, detail: str, **headers: str) -> Response:
+    """An FSC error (Logius FSC Core, as DDAS-VS.yaml asks): ``FscError`` body, problem+json,
+    the code also in the ``Fsc-Error-Code`` header."""
+    response = jsonify(
+        {"code": code, "domain": "ERROR_DOMAIN_INWAY", "title": title, "detail": detail,
+         "status": status}
+    )  # fmt: skip
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    response.headers["Fsc-Error-Code"] = code
+    response.headers.update(headers)
+    return response
+
+
+def _documented(path: str) -> bool:
+    """Paths whose errors are documents: the partner API and the DDAS API for CBS."""
+    return path.startswith("/api/") or path == "/gegevens" or path.startswith("/gegevens/")
+
+
 def init_app(app: Flask) -> None:
-    """Every error under ``/api/`` is a problem document, also routing errors and crashes."""
+    """Every error under ``/api/`` is a problem document, also routing errors and crashes;
+    under ``/gegevens`` (the DDAS API) routing errors are FSC errors."""
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        if not request.path.startswith("/api/"):
+        if not _documented(request.path):
             return exc
+        if request.path.startswith("/gegevens") and exc.code in (404, 405):
+            if exc.code == 404:
+                return fsc_error(404, "ERROR_CODE_SERVICE_NOT_FOUND", "Niet gevonden",
+                                 "no such service")  # fmt: skip
+            return fsc_error(405, "ERROR_CODE_METHOD_UNSUPPORTED", "Methode niet ondersteund",
+                             "use POST", Allow="POST")  # fmt: skip
         if isinstance(exc, RequestEntityTooLarge):
             return problem(
                 413,
@@ -72,7 +98,7 @@ def init_app(app: Flask) -> None:
     def _crash(exc: Exception) -> Any:
         # Log the type only: a message could quote what was submitted.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
-        if request.path.startswith("/api/"):
+        if _documented(request.path):
             return problem(500, "Internal Server Error", "the request could not be completed")
         return InternalServerError()
 
@@ -237,7 +263,21 @@ def build_spec() -> dict[str, Any]:
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         servers=[{"url": "/api/v1"}],
-        components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        components={
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cbs": {
+                    "type": "oauth2",
+                    "description": "the DDAS API for CBS: OAuth2 client credentials",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/gegevens/token",
+                            "scopes": {"read": "Toegang om VS-gegevens op te halen"},
+                        }
+                    },
+                },
+            }
+        },
     )
     for schema in (BatchAcceptedSchema, BatchReportSchema, FeedbackSchema, ProblemSchema):
         spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
@@ -338,7 +378,117 @@ def build_spec() -> dict[str, Any]:
             }
         },
     )
+    _ddas_paths(spec, errors)
     return spec.to_dict()
+
+
+def _ddas_paths(spec: APISpec, errors: Any) -> None:
+    """The DDAS API for CBS (DDAS-VS.yaml), served from the root rather than ``/api/v1``."""
+    root = [{"url": "/"}]
+    fsc = {
+        "description": "FSC error (header Fsc-Error-Code)",
+        "headers": {"Fsc-Error-Code": {"schema": {"type": "string"}}},
+        "content": {"application/problem+json": {"schema": {"type": "object",
+                    "required": ["code", "domain"]}}},
+    }  # fmt: skip
+    date = {"type": "string", "format": "date"}
+    spec.path(
+        path="/gegevens",
+        servers=root,
+        operations={
+            "post": {
+                "summary": "DDAS Vroegsignalering v1.2 data of one municipality and period, "
+                "a page at a time (at most cbs_page_size signals, each case whole on one page)",
+                "operationId": "postGegevens",
+                "security": [{"cbs": ["read"]}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": [
+                                    "aanleverperiodeStartdatum",
+                                    "aanleverperiodeEinddatum",
+                                    "aanleverendeOrganisatie",
+                                ],
+                                "properties": {
+                                    "aanleverperiodeStartdatum": date,
+                                    "aanleverperiodeEinddatum": date,
+                                    "aanleverendeOrganisatie": {
+                                        "type": "string",
+                                        "description": "name, 'Gemeente <name>' or CBS code",
+                                    },
+                                    "page": {"type": "integer", "minimum": 1},
+                                    "pageSize": {"type": "integer", "minimum": 1},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "signed with Digest and nlgov-adr-payload-sig (a "
+                        "detached PS256 JWS over the body)",
+                        "headers": {
+                            "Digest": {"schema": {"type": "string"}},
+                            "nlgov-adr-payload-sig": {"schema": {"type": "string"}},
+                        },
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["gegevens", "paginering"],
+                                    "properties": {
+                                        "gegevens": {
+                                            "description": "a DDAS Uitwisselmodel v1.2 document",
+                                            "type": "object",
+                                        },
+                                        "paginering": {"type": "object"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "401": fsc,
+                    "404": fsc,
+                    "405": fsc,
+                    **errors(400, 422, 500, 503),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/gegevens/token",
+        servers=root,
+        operations={
+            "post": {
+                "summary": "OAuth2 client credentials (HTTP Basic or form): a bearer token",
+                "requestBody": {
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["grant_type"],
+                                "properties": {
+                                    "grant_type": {"const": "client_credentials"},
+                                    "scope": {"type": "string"},
+                                    "client_id": {"type": "string"},
+                                    "client_secret": {"type": "string"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {"description": "access_token, token_type Bearer, expires_in"},
+                    "400": {"description": "RFC 6749 error"},
+                    "401": {"description": "invalid_client"},
+                },
+            }
+        },
+    )
 
 
 @bp.get("/openapi.json")
