@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, extract, func, select
+from sqlalchemy import and_, delete, extract, func, select, text
 from sqlalchemy.orm import Session
 
 from outreach.enums import HELP_ACCEPTED, CaseResult, ContactKind
@@ -242,6 +242,9 @@ def refresh(session: Session, limit_months: int = 240) -> dict[str, int]:
     """Bring the pre-counted figures up to date: every municipality counted once in full,
     then only the months with a mark. The only writer of ``statistics_counts``."""
     done = {"gemeenten": 0, "maanden": 0}
+    if session.get_bind().dialect.name == "postgresql":
+        # One recount at a time, however many scheduler processes run (SQLite: one writer).
+        session.execute(text("SELECT pg_advisory_xact_lock(5664735)"))
     newest = session.scalar(select(func.max(StatisticsMark.id)))
     counted = set(session.scalars(select(StatisticsState.municipality_id)))
     new = [m for m in session.scalars(select(Municipality.id)) if m not in counted]
@@ -712,9 +715,9 @@ def shown(table: Table) -> list[list[str]]:
     rows = [list(map(str, r)) for r in table.rows]
     for column in table.count_columns:
         values = [r[column] if isinstance(r[column], int) else None for r in table.rows]
-        for row, text in zip(rows, suppress(values, table.partition), strict=True):
-            if text != "—":
-                row[column] = text
+        for row, cell in zip(rows, suppress(values, table.partition), strict=True):
+            if cell != "—":
+                row[column] = cell
     for row in rows:
         if any(row[c] in ("<5", SECONDARY) for c in table.count_columns):
             for c in table.share_columns:
