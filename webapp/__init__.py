@@ -40,7 +40,7 @@ def create_app(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from webapp import api, auth, cbs, dashboard, db, outreach, portal, views
+    from webapp import api, auth, cbs, dashboard, db, ddas_pages, outreach, portal, views
 
     db.init_app(app)
     csrf.init_app(app)
@@ -51,6 +51,7 @@ def create_app(
     app.register_blueprint(portal.bp)
     app.register_blueprint(outreach.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(ddas_pages.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(cbs.bp)

@@ -236,7 +236,8 @@ def municipality_named(session: Session, name: str) -> Municipality | None:
     return None
 
 
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+def stream_and_close(handle: IO[bytes]) -> Iterator[bytes]:
+    """A file's bytes from the start, closing it at the end (also when the client leaves)."""
     try:
         handle.seek(0)
         while chunk := handle.read(256 * 1024):
@@ -316,7 +317,7 @@ def gegevens() -> Response:
         "DDAS API: page %d/%d for %s %s..%s: %d signals, %d cases",
         *(pagination.page, pagination.pages, code, start, end, tally.signals, tally.cases),
     )
-    response = Response(_chunks(spool), mimetype="application/json")
+    response = Response(stream_and_close(spool), mimetype="application/json")
     response.call_on_close(spool.close)
     response.headers["Content-Length"] = str(length)
     response.headers["Digest"] = digest_header(writer.sha256.digest())
