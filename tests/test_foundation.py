@@ -131,6 +131,15 @@ def test_demo_is_real_and_idempotent(runtime: Runtime, passing_artifact: Path) -
     # The demo's BRP extract is checked: most are residents, those who moved away are not.
     checked = first["resident_check"]
     assert checked["inwoner"] > 10 * checked["geen_inwoner"] > 0
+    # ... and tells which households have a minor child at home (a third in the demo).
+    from outreach.models import Case
+
+    with unit_of_work(runtime.readers) as session:
+        children = dict(
+            session.execute(select(Case.children, func.count()).group_by(Case.children)).all()
+        )
+    assert children[False] > children[True] > 0
+    assert first["statistics"]["gemeenten"] == 1  # the dashboard's figures are pre-counted
     # The demo's DDAS export passes our rules and the official schema.
     from outreach.ddas import export, violations
     from signals.models import Municipality
