@@ -46,6 +46,8 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_state", "municipality_id", "state"),
         Index("ix_cases_household_period", "municipality_id", "household_key", "period"),
+        # The statistics count a municipality's cases by the month they were created.
+        Index("ix_cases_created", "municipality_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -24,8 +24,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, extract, func, select, text
+from sqlalchemy import Integer, String, and_, case, delete, extract, func, select, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from outreach.enums import HELP_ACCEPTED, CaseResult, ContactKind
 from outreach.models import Case, CaseSignal, ContactAttempt, StatisticsCount, StatisticsState
@@ -119,6 +121,48 @@ def _day_range(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     )
 
 
+class utc_month(FunctionElement[str]):
+    """The UTC month of a timestamp column as text, ``YYYY-MM``."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_month, "sqlite")
+def _utc_month_sqlite(element: utc_month, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps the UTC timestamp as text, "YYYY-MM-DD HH:MM:SS.ffffff".
+    return f"substr({compiler.process(next(iter(element.clauses)), **kw)}, 1, 7)"
+
+
+@compiles(utc_month, "postgresql")
+def _utc_month_postgresql(element: utc_month, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(next(iter(element.clauses)), **kw)
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+
+class days_between(FunctionElement[int]):
+    """Whole days from a date to the UTC date of a later timestamp (NULL if either is)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    moment, day = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday(substr({moment}, 1, 10)) - julianday({day}) AS INTEGER)"
+
+
+@compiles(days_between, "postgresql")
+def _days_between_postgresql(element: days_between, compiler: Any, **kw: Any) -> str:
+    moment, day = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({moment} AT TIME ZONE 'UTC' AS DATE) - {day})"
+
+
+def _month_of(text: str) -> dt.date:
+    return dt.date(int(text[:4]), int(text[5:7]), 1)
+
+
 def count_direct(
     session: Session, municipality_ids: list[int], start: dt.date, end: dt.date
 ) -> dict[MonthKey, Counts]:
@@ -158,80 +202,94 @@ def count_direct(
         Case.created_at >= first,
         Case.created_at < after,
     )
-
-    def of_case(*columns: Any, where: Any = None) -> Any:
-        query = (
-            select(*columns)
-            .select_from(CaseSignal)
-            .join(Signal, Signal.id == CaseSignal.signal_id)
-            .where(CaseSignal.case_id == Case.id)
-        )
-        return (query if where is None else query.where(where)).correlate(Case).scalar_subquery()
-
-    def first_attempt(*where: Any) -> Any:
-        return (
-            select(func.min(ContactAttempt.at))
-            .where(ContactAttempt.case_id == Case.id, *where)
-            .correlate(Case)
-            .scalar_subquery()
-        )
-
-    month_of: dict[int, MonthKey] = {}
-    for row in session.execute(
+    # Per case: its first signal day and whether a signal names a young person, its first
+    # attempt and first conversation; grouped in the database, per month of the case.
+    signal_side = (
         select(
-            Case.id, Case.municipality_id, Case.created_at, Case.meervoudig, Case.opeenvolgend,
-            Case.result, Case.band, Case.children,
-            of_case(func.min(Signal.signal_date)),
-            of_case(func.count(), where=Signal.age_band == YOUNG),
-            first_attempt(), first_attempt(ContactAttempt.reached.is_(True)),
-        ).where(case_in_period)
-    ):  # fmt: skip
-        case_id, mid, created, multiple, repeated, result, band, children = row[:8]
-        first_signal, young, attempted, talked = row[8:]
-        key = month_of[case_id] = (mid, first_of_month(created))
-        counts = out[key]
+            CaseSignal.case_id.label("case_id"),
+            func.min(Signal.signal_date).label("first_day"),
+            func.max(case((Signal.age_band == YOUNG, 1), else_=0)).label("young"),
+        )
+        .select_from(Case)
+        .join(CaseSignal, CaseSignal.case_id == Case.id)
+        .join(Signal, Signal.id == CaseSignal.signal_id)
+        .where(case_in_period)
+        .group_by(CaseSignal.case_id)
+        .subquery("signal_side")
+    )
+    attempt_side = (
+        select(
+            ContactAttempt.case_id.label("case_id"),
+            func.min(ContactAttempt.at).label("first_at"),
+            func.min(case((ContactAttempt.reached.is_(True), ContactAttempt.at))).label(
+                "talked_at"
+            ),
+        )
+        .select_from(Case)
+        .join(ContactAttempt, ContactAttempt.case_id == Case.id)
+        .where(case_in_period)
+        .group_by(ContactAttempt.case_id)
+        .subquery("attempt_side")
+    )
+    keys = (
+        Case.municipality_id, utc_month(Case.created_at).label("g_month"), Case.meervoudig,
+        Case.opeenvolgend, Case.result, Case.band, Case.children,
+        signal_side.c.young.label("g_young"),
+        attempt_side.c.talked_at.is_not(None).label("g_reached"),
+        days_between(attempt_side.c.first_at, signal_side.c.first_day).label("g_attempt"),
+        days_between(attempt_side.c.talked_at, signal_side.c.first_day).label("g_talk"),
+    )  # fmt: skip
+    for row in session.execute(
+        select(*keys, func.count())
+        .select_from(Case)
+        .outerjoin(signal_side, signal_side.c.case_id == Case.id)
+        .outerjoin(attempt_side, attempt_side.c.case_id == Case.id)
+        .where(case_in_period)
+        .group_by(*keys)
+    ):
+        mid, month_text, multiple, repeated, result, band, children = row[:7]
+        young, reached, to_attempt, to_talk, n = row[7:]
+        counts = out[(mid, _month_of(month_text))]
+        reached = bool(reached)
         accepted = result in HELP_ACCEPTED
-        reached = talked is not None
-        counts["zaken", ""] += 1
-        counts["meervoudig", ""] += bool(multiple)
-        counts["opeenvolgend", ""] += bool(repeated)
-        counts["bereikt", ""] += reached
-        counts["aanvaard", ""] += accepted
-        counts["aanvaard_bereikt", ""] += accepted and reached
+        counts["zaken", ""] += n
+        counts["meervoudig", ""] += n * bool(multiple)
+        counts["opeenvolgend", ""] += n * bool(repeated)
+        counts["bereikt", ""] += n * reached
+        counts["aanvaard", ""] += n * accepted
+        counts["aanvaard_bereikt", ""] += n * (accepted and reached)
         if result is not None:
-            counts["resultaat", result.value] += 1
-        counts["band", band or ""] += 1
-        counts["band_aanvaard", band or ""] += accepted
-        groups = ["alle"]
-        if young:
-            groups.append("jong")
+            counts["resultaat", result.value] += n
+        counts["band", band or ""] += n
+        counts["band_aanvaard", band or ""] += n * accepted
+        groups = ["alle", *(["jong"] if young else [])]
         groups.append(
-            {True: "kinderen", False: "zonder_kinderen", None: "kinderen_onbekend"}[children]
+            {True: "kinderen", False: "zonder_kinderen", None: "kinderen_onbekend"}[
+                None if children is None else bool(children)
+            ]
         )
         for group in groups:
-            counts["groep_zaken", group] += 1
-            counts["groep_bereikt", group] += reached
-            counts["groep_aanvaard", group] += accepted
-            counts["groep_aanvaard_bereikt", group] += accepted and reached
-        if first_signal is not None and attempted is not None:
-            counts["dagen_poging", str((attempted.date() - first_signal).days)] += 1
-            if talked is not None:
-                counts["dagen_gesprek", str((talked.date() - first_signal).days)] += 1
+            counts["groep_zaken", group] += n
+            counts["groep_bereikt", group] += n * reached
+            counts["groep_aanvaard", group] += n * accepted
+            counts["groep_aanvaard_bereikt", group] += n * (accepted and reached)
+        if to_attempt is not None:
+            counts["dagen_poging", str(int(to_attempt))] += n
+            if to_talk is not None:
+                counts["dagen_gesprek", str(int(to_talk))] += n
 
-    if month_of:
-        for case_id, kind, part, hit, n in session.execute(
-            select(
-                ContactAttempt.case_id, ContactAttempt.kind, ContactAttempt.dagdeel,
-                ContactAttempt.reached, func.count(),
-            )
-            .join(Case, Case.id == ContactAttempt.case_id)
-            .where(case_in_period)
-            .group_by(
-                ContactAttempt.case_id, ContactAttempt.kind, ContactAttempt.dagdeel,
-                ContactAttempt.reached,
-            )
-        ):  # fmt: skip
-            out[month_of[case_id]]["poging", f"{kind.value}|{part.value}|{int(hit)}"] += n
+    attempt_keys = (
+        Case.municipality_id, utc_month(Case.created_at).label("g_month"), ContactAttempt.kind,
+        ContactAttempt.dagdeel, ContactAttempt.reached,
+    )  # fmt: skip
+    for mid, month_text, kind, part, hit, n in session.execute(
+        select(*attempt_keys, func.count())
+        .select_from(ContactAttempt)
+        .join(Case, Case.id == ContactAttempt.case_id)
+        .where(case_in_period)
+        .group_by(*attempt_keys)
+    ):
+        out[(mid, _month_of(month_text))]["poging", f"{kind.value}|{part.value}|{int(hit)}"] += n
     for counts in out.values():  # keep only what is there: zero counts are not stored
         for key in [k for k, v in counts.items() if not v]:
             del counts[key]

@@ -45,6 +45,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('children', sa.Boolean(), nullable=True))
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index('ix_cases_created', ['municipality_id', 'created_at'], unique=False)
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('extra_roles', sa.String(length=64), server_default='', nullable=False))
 
@@ -56,6 +58,7 @@ def downgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('extra_roles')
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_created')
         batch_op.drop_column('children')
 
     op.drop_table('statistics_state')
