@@ -79,13 +79,16 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Any:
         if not _documented(request.path):
             return exc
-        if request.path.startswith("/gegevens") and exc.code in (404, 405):
+        if request.path.startswith("/gegevens"):
             if exc.code == 404:
                 return fsc_error(404, "ERROR_CODE_SERVICE_NOT_FOUND", "Niet gevonden",
                                  "no such service")  # fmt: skip
-            return fsc_error(405, "ERROR_CODE_METHOD_UNSUPPORTED", "Methode niet ondersteund",
-                             "use POST", Allow="POST")  # fmt: skip
-        if isinstance(exc, RequestEntityTooLarge):
+            if exc.code == 405:
+                return fsc_error(405, "ERROR_CODE_METHOD_UNSUPPORTED",
+                                 "Methode niet ondersteund", "use POST", Allow="POST")  # fmt: skip
+            if exc.code == 413:
+                return problem(413, "Verzoek te groot", "the request body is too large")
+        elif isinstance(exc, RequestEntityTooLarge):
             return problem(
                 413,
                 "Batch too large",

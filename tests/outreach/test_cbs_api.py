@@ -271,6 +271,9 @@ def test_a_body_that_is_not_json_or_does_not_match_its_digest(world: World, tmp_
     other = client.post("/gegevens", data=payload, content_type="application/json",
                         headers={**headers, "Digest": "SHA-256=" + "A" * 43 + "="})  # fmt: skip
     assert other.status_code == 400 and other.get_json()["code"] == "digest_mismatch"
+    huge = client.post("/gegevens", data=b"{" + b" " * 100_000 + b"}",
+                       content_type="application/json", headers=headers)  # fmt: skip
+    assert huge.status_code == 413 and huge.mimetype == "application/problem+json"
 
 
 def test_nothing_is_sent_unsigned(world: World, tmp_path: Path) -> None:
