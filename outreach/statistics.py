@@ -13,7 +13,15 @@ Definitions (the dashboard states them under each table):
   with ``(Budget)advies en/of quick fix`` or one of the ``Vervolghulp`` results;
 * *days to first attempt*: from the earliest signal of the case to its first attempt;
   *days to first conversation*: to its first reached attempt (norm: 4 weeks);
-* the risk band is the one the case had when it was planned.
+* the risk band is the one the case had when it was planned;
+* *young*: a signal of the case gives age 18-27; *children*: someone under 18 is registered
+  at the resident's address (BRP, at the resident check).
+
+Every figure is a sum of counts per municipality and month (:func:`count_direct`). The
+``count_statistics`` job keeps them in ``statistics_counts`` (:func:`refresh`); every change
+that moves a figure leaves a :class:`~signals.models.StatisticsMark` for its month in the
+same transaction, and :func:`count_months` counts marked or partial months directly, so the
+dashboard always equals a direct count, quickly.
 """
 
 from __future__ import annotations
