@@ -328,10 +328,12 @@ def write_page(runtime: Runtime, municipality_id: int, size: int, number: int) -
 
 
 def test_pages_hold_whole_cases_every_signal_once_and_are_valid_alone(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from outreach import ddas
     from outreach.ddas import PageNotFound, PageSizeTooSmall
 
+    monkeypatch.setattr(ddas, "CHUNK", 1)  # streamed ids and the queries between them
     paged_data(world)
     runtime = _settings(world.runtime)
     whole, _ = write_page(runtime, world.municipality_id, 50_000, 1)
