@@ -27,6 +27,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import unquote_plus
 
@@ -42,6 +43,8 @@ from outreach.ddas import (
     ExportRefused,
     PageNotFound,
     PageSizeTooSmall,
+    Pagination,
+    Tally,
     Writer,
     log_delivery,
     paginate,
@@ -292,35 +295,64 @@ def gegevens() -> Response:
     except PageNotFound as exc:
         return problem(422, "Onverwerkbaar verzoek", f"page: {exc}", "page_out_of_range",
                        totalPages=exc.pages)  # fmt: skip
-    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 (streamed below)
-    signing = signer.start()
-    writer = Writer(spool, signing)
-    writer.write('{"gegevens":')
     try:
-        protector = current_app.extensions["vroegsignaal"].protector
-        part = [(municipality, pagination.part)]
-        tally = write_document(session, protector, settings, part, start, end, writer)
+        body = _signed_page(session, settings, signer, municipality, start, end, pagination)
     except ExportRefused as exc:
-        spool.close()
         log.error("DDAS API: page refused for %s %s..%s: %d violation(s)",
                   code, start, end, len(exc.violations))  # fmt: skip
         return problem(500, "Levering afgekeurd", "the delivery breaks the DDAS rules; "
                        "the paths are listed (no values)", "export_refused",
                        violations=exc.violations[:100])  # fmt: skip
-    paging = json.dumps(pagination.as_dict(), separators=(",", ":"))
-    writer.write(f',"paginering":{paging}}}')
-    signature = signer.finish(signing)
-    length = spool.tell()
-    log_delivery(session, start, end, [code], tally, writer.sha256.hexdigest(),
-                 f"cbs:{settings.cbs_client_id}")  # fmt: skip
+    by = f"cbs:{settings.cbs_client_id}"[:254]
+    log_delivery(session, start, end, [code], body.tally, body.sha256.hex(), by)
     log.info(
         "DDAS API: page %d/%d for %s %s..%s: %d signals, %d cases",
-        *(pagination.page, pagination.pages, code, start, end, tally.signals, tally.cases),
-    )
-    response = Response(stream_and_close(spool), mimetype="application/json")
-    response.call_on_close(spool.close)
-    response.headers["Content-Length"] = str(length)
-    response.headers["Digest"] = digest_header(writer.sha256.digest())
-    response.headers["nlgov-adr-payload-sig"] = signature
+        *(pagination.page, pagination.pages, code, start, end, body.tally.signals,
+          body.tally.cases),
+    )  # fmt: skip
+    response = Response(stream_and_close(body.handle), mimetype="application/json")
+    response.call_on_close(body.handle.close)
+    response.headers["Content-Length"] = str(body.length)
+    response.headers["Digest"] = digest_header(body.sha256)
+    response.headers["nlgov-adr-payload-sig"] = body.signature
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@dataclass
+class SignedBody:
+    """An answer's body in a temporary file, with its hash and signature."""
+
+    handle: IO[bytes]
+    length: int
+    sha256: bytes
+    signature: str
+    tally: Tally
+
+
+def _signed_page(
+    session: Session,
+    settings: Settings,
+    signer: PayloadSigner,
+    municipality: Municipality,
+    start: dt.date,
+    end: dt.date,
+    pagination: Pagination,
+) -> SignedBody:
+    """``{"gegevens": <the page>, "paginering": {...}}`` written to a temporary file (in
+    memory up to 1 MiB), hashed and signed as it is written; raises ExportRefused."""
+    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 (returned)
+    try:
+        signing = signer.start()
+        writer = Writer(spool, signing)
+        writer.write('{"gegevens":')
+        protector = current_app.extensions["vroegsignaal"].protector
+        part = [(municipality, pagination.part)]
+        tally = write_document(session, protector, settings, part, start, end, writer)
+        paging = json.dumps(pagination.as_dict(), separators=(",", ":"))
+        writer.write(f',"paginering":{paging}}}')
+        signature = signer.finish(signing)
+    except BaseException:
+        spool.close()
+        raise
+    return SignedBody(spool, spool.tell(), writer.sha256.digest(), signature, tally)
