@@ -123,6 +123,22 @@ class Settings(BaseSettings):
     cbs_token_minutes: int = Field(default=60, gt=0, le=24 * 60)
     #: Centrumgemeente regions for the dashboard: region name -> CBS codes of its members.
     regions: dict[str, list[str]] = Field(default_factory=dict)
+    #: Access: failed log-ins in a row before a temporary lock-out, and its length; an idle
+    #: session ends after ``session_idle_minutes``; rate limits (Flask-Limiter notation) for
+    #: log-in, token and upload endpoints.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    session_idle_minutes: int = Field(default=30, ge=1)
+    rate_limit_login: str = "10 per minute"
+    rate_limit_token: str = "20 per minute"  # noqa: S105 - a rate, not a secret
+    rate_limit_upload: str = "60 per minute"
+    #: Roles that must log in with a second factor (TOTP).
+    totp_roles: list[str] = Field(default_factory=lambda: ["admin", "counsellor"])
+    #: Retention (DOMAIN.md): signals and cases without accepted help are deleted this many
+    #: months after the case closed (or the signal arrived, without a case); cases with
+    #: accepted help after their own term.
+    retention_months: int = Field(default=6, ge=1)
+    retention_accepted_months: int = Field(default=36, ge=1)
     #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
     brp_api_url: str | None = None
     brp_api_key: str | None = None

@@ -167,6 +167,17 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    #: Second factor (TOTP, RFC 6238): the secret, encrypted with the data key; set when the
+    #: user is added, confirmed (enrolled) with the first valid code.
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enrolled_at: Mapped[dt.datetime | None]
+    #: The last TOTP time step used, so a code cannot be replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    #: Recovery codes as argon2id hashes; each can be used once.
+    recovery_codes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    #: Brute-force brake: failed log-ins in a row, and until when the account is locked.
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None]
 
     municipalities: Mapped[list[Municipality]] = relationship(secondary=user_municipalities)
     partner: Mapped[Partner | None] = relationship()
@@ -352,3 +363,50 @@ class StatisticsMark(Base):
 
 def first_of_month(day: dt.date | dt.datetime) -> dt.date:
     return dt.date(day.year, day.month, 1)
+
+
+class AuditEvent(Base):
+    """The audit trail: who saw or changed what, when and why. Append-only and chained.
+
+    ``hash`` is SHA-256 over the previous event's hash and this event's fields, so changing,
+    removing or reordering an event breaks the chain (``vroegsignaal audit verify``). No
+    personal data: case and municipality by id, the subject of an AVG request only as a
+    keyed hash.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    #: A user's e-mail, "cli:<login>", "systeem" or "partner:<id>".
+    actor: Mapped[str] = mapped_column(String(254))
+    #: What happened: "case.view", "case.change", "export", "avg.inzage", "avg.wissen", ...
+    action: Mapped[str] = mapped_column(String(40))
+    #: Why (the purpose of processing), in plain Dutch.
+    purpose: Mapped[str] = mapped_column(String(200), default="")
+    #: Kept as plain ids, not foreign keys: the trail outlives deleted cases.
+    case_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    municipality_id: Mapped[int | None]
+    #: A keyed hash naming the person of an AVG request (never the BSN).
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RetainedSignal(Base):
+    """What is left of a deleted signal: the keyed address hash, for the 6-month repeat rule.
+
+    The retention job deletes signals and cases without accepted help after the configured
+    term; matching still recognises a repeat from these rows, which hold no personal data
+    beyond a keyed hash and are themselves deleted after the repeat look-back.
+    """
+
+    __tablename__ = "retained_signals"
+    __table_args__ = (Index(None, "municipality_id", "address_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    partner_id: Mapped[str] = mapped_column(String(36))
+    signal_date: Mapped[dt.date]
