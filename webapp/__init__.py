@@ -40,12 +40,13 @@ def create_app(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from webapp import api, auth, cbs, dashboard, db, ddas_pages, outreach, portal, views
+    from webapp import api, auth, cbs, dashboard, db, ddas_pages, outage, outreach, portal, views
 
     db.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
     api.init_app(app)
+    outage.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)

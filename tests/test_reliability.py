@@ -1,0 +1,275 @@
+"""Reliability: the database going away (503, retries with back-off, nothing lost)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from signals.db import make_engine, unit_of_work
+from signals.enums import Role
+from signals.jobs import process_pending_batches
+from signals.models import Batch, Municipality, Signal
+from signals.runtime import Runtime
+from signals.service import add_user
+from tests.conftest import _settings
+from tests.factories import World, csv_bytes, openssl_batch, row
+from webapp import create_app
+from webapp.scheduler import backoff, retrying
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _csrf(client: Any, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, "no CSRF token on " + path
+    return match.group(1)
+
+
+def log_in_counsellor(client: Any, world: World, email: str = "c@example.nl") -> None:
+    """Log a new counsellor in (the one place to change when log-in changes)."""
+    with unit_of_work(world.runtime.sessions) as session:
+        municipality = session.get(Municipality, world.municipality_id)
+        password = add_user(session, email, Role.COUNSELLOR, [municipality]).password  # type: ignore[list-item]
+    token = _csrf(client, "/login")
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 302, response.status_code
+
+
+def _upload(client: Any, world: World, path: Path, sig: Path) -> Any:
+    return client.post(
+        "/api/v1/batches",
+        headers={"Authorization": f"Bearer {world.token}"},
+        data={"file": (path.open("rb"), path.name), "signature": (sig.open("rb"), sig.name)},
+    )
+
+
+# -- a database that is not there at all --------------------------------------------------------
+
+
+@pytest.fixture
+def down_app(tmp_path: Path) -> Any:
+    url = f"postgresql://vroegsignaal:x@127.0.0.1:{_closed_port()}/vroegsignaal"
+    runtime = Runtime(_settings(tmp_path, url), make_engine(url))
+    yield create_app(runtime=runtime, WTF_CSRF_ENABLED=False)
+    runtime.engine.dispose()
+
+
+def test_api_answers_503_problem_when_the_database_is_unreachable(down_app: Any) -> None:
+    response = down_app.test_client().post(
+        "/api/v1/batches",
+        headers={"Authorization": "Bearer some-token"},
+        data={"file": (b"x", "a.p7m"), "signature": (b"y", "a.p7m.sig")},
+    )
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == 503 and body["code"] == "database_unavailable"
+    assert response.headers["Retry-After"].isdigit()
+
+
+def test_web_page_answers_503_in_dutch_and_english(down_app: Any, caplog: Any) -> None:
+    with caplog.at_level(logging.ERROR):
+        response = down_app.test_client().post(
+            "/login", data={"email": "jan.jansen@example.nl", "password": "geheim-wachtwoord"}
+        )
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "tijdelijk niet beschikbaar" in page and "temporarily unavailable" in page
+    assert "Traceback" not in page and "OperationalError" not in page
+    assert response.headers["Retry-After"].isdigit()
+    # The log names the error type, never what was submitted.
+    assert "OperationalError" in caplog.text
+    assert "jan.jansen" not in caplog.text and "geheim" not in caplog.text
+
+
+def test_readiness_reports_the_outage(down_app: Any) -> None:
+    assert down_app.test_client().get("/readyz").status_code == 503
+
+
+# -- jobs: retried with exponential back-off, capped ---------------------------------------------
+
+
+def _outage() -> OperationalError:
+    return OperationalError("SELECT * FROM signals WHERE bsn = %s", ("123456782",), Exception())
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff(n, 2, 60) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_job_failing_twice_then_succeeding_is_retried_with_backoff(caplog: Any) -> None:
+    calls: list[int] = []
+    waits: list[float] = []
+
+    def flaky(_runtime: Any) -> str:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise _outage()
+        return "done"
+
+    job = retrying("flaky", flaky, attempts=5, base=1.5, cap=10, sleep=waits.append)
+    with caplog.at_level(logging.WARNING):
+        assert job(None) == "done"  # type: ignore[arg-type]
+    assert len(calls) == 3 and waits == [1.5, 3.0]
+    assert caplog.text.count("database unavailable (OperationalError)") == 2
+    assert "123456782" not in caplog.text and "SELECT" not in caplog.text
+
+
+def test_job_gives_up_after_its_attempts_without_personal_data(caplog: Any) -> None:
+    waits: list[float] = []
+
+    def down(_runtime: Any) -> None:
+        raise _outage()
+
+    job = retrying("down", down, attempts=4, base=1, cap=3, sleep=waits.append)
+    with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError) as raised:
+        job(None)  # type: ignore[arg-type]
+    assert waits == [1, 2, 3]
+    assert raised.value.__cause__ is None and "123456782" not in str(raised.value)
+    assert "gave up after 4 attempts" in caplog.text and "123456782" not in caplog.text
+
+
+def test_other_job_errors_are_not_retried() -> None:
+    waits: list[float] = []
+
+    def broken(_runtime: Any) -> None:
+        raise IntegrityError("INSERT", {}, Exception())
+
+    with pytest.raises(IntegrityError):
+        retrying("broken", broken, sleep=waits.append)(None)  # type: ignore[arg-type]
+    assert waits == []
+
+
+# -- PostgreSQL going away in the middle: a loopback proxy we can cut -----------------------------
+
+
+class Proxy:
+    """A TCP proxy on loopback in front of PostgreSQL; ``cut()`` drops every connection and
+    refuses new ones, ``restore()`` listens again on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = _closed_port()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        assert self.listener is not None
+        # shutdown() wakes the thread blocked in accept(); close() alone would not, and
+        # the port would go on accepting.
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.sockets.clear()
+
+
+def test_postgresql_going_away_mid_test_loses_nothing(
+    backend: str, runtime: Runtime, world: World, tmp_path: Path
+) -> None:
+    """Uploads and pages answer 503 while the database is away, the refused upload is sent
+    again and stored once, and the job that found it away retries until it is back."""
+    if backend != "postgresql":
+        pytest.skip("cutting the connection needs a database server (PostgreSQL)")
+    url = make_url(runtime.settings.database_url)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxied = Runtime(_settings(tmp_path, proxied_url), make_engine(proxied_url))
+    app = create_app(runtime=proxied)
+    client = app.test_client()
+    try:
+        log_in_counsellor(client, world)
+        assert client.get("/queue").status_code == 200
+        first = openssl_batch(world, csv_bytes([row(signaal_id="V-1")]), name="voor.csv.p7m")
+        assert _upload(client, world, *first).status_code == 202
+
+        proxy.cut()
+        queue = client.get("/queue")
+        assert queue.status_code == 503
+        assert "tijdelijk niet beschikbaar" in queue.get_data(as_text=True)
+        second = openssl_batch(world, csv_bytes([row(signaal_id="V-2")]), name="tijdens.csv.p7m")
+        refused = _upload(client, world, *second)
+        assert refused.status_code == 503
+        assert refused.mimetype == "application/problem+json"
+        assert app.test_client().get("/readyz").status_code == 503
+
+        # The job finds the database away twice, then it is back.
+        waits: list[float] = []
+
+        def wait(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 2:
+                proxy.restore()
+
+        job = retrying("process_batches", process_pending_batches, sleep=wait)
+        assert job(proxied) == 1  # the first batch, processed after two waits
+        assert waits == [backoff(1), backoff(2)]
+
+        # The partner sends the refused batch again (and once more): stored once.
+        assert _upload(client, world, *second).status_code == 202
+        assert _upload(client, world, *second).status_code == 200
+        assert client.get("/queue").status_code == 200
+        process_pending_batches(runtime)
+        with unit_of_work(runtime.readers) as session:
+            assert session.scalar(select(func.count()).select_from(Batch)) == 2
+            ids = set(session.scalars(select(Signal.signal_ref)))
+        assert ids == {"V-1", "V-2"}
+    finally:
+        proxy.cut()
+        proxied.engine.dispose()
