@@ -702,3 +702,21 @@ def export_ddas(
         f"wrote {out}: {data['signals']} signals, {data['cases']} cases "
         f"({', '.join(data['gemeenten'])}), sha256 {data['sha256']}",
     )
+
+
+@main.command("backup", with_appcontext=False)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def backup(out: Path, as_json: bool) -> None:
+    """Copy the live SQLite database to a new file (PostgreSQL: pg_dump, see the docs)."""
+    from webapp.backup import BackupRefused, backup_sqlite
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        made = backup_sqlite(settings.database_url, out)
+    except BackupRefused as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, made.as_dict(), f"wrote {out}: {made.bytes} bytes, sha256 {made.sha256}")
