@@ -45,6 +45,7 @@ from outreach.ddas_rules import schema_violations, signal_violations
 from outreach.ddas_rules import violations as violations
 from outreach.matching import period_bounds
 from outreach.models import Case, CaseSignal, DdasDelivery
+from signals import audit
 from signals.crypto import DataProtector
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from signals.models import Municipality, Signal
@@ -399,6 +400,20 @@ def log_delivery(
     )
     session.add(record)
     session.flush()
+    for municipality_id in session.scalars(
+        select(Municipality.id).where(Municipality.code.in_(codes))
+    ):
+        audit.record(
+            session,
+            by,
+            "export.ddas",
+            purpose=audit.PURPOSE_EXPORT,
+            municipality_id=municipality_id,
+            levering_id=record.id,
+            periode=f"{start}/{end}",
+            signalen=tally.signals,
+            zaken=tally.cases,
+        )
     return record
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from config import Settings
 from outreach.enums import (
@@ -30,6 +30,7 @@ from outreach.rules import (
     add_working_days,
     first_attempt_due,
 )
+from signals import audit
 from signals.crypto import DataProtector
 from signals.db import utcnow
 from signals.enums import SignalStatus
@@ -54,8 +55,18 @@ class AlreadyClaimed(OutreachError):
 
 
 def event(case: Case, actor: str, kind: str, text: str, **data: Any) -> CaseEvent:
+    """Add an event to the case's timeline and to the audit trail (every change, once).
+
+    The audit event carries the kind and the event's data (states, contact kinds, ids), not
+    the timeline text, which may hold dates and amounts of the resident.
+    """
     record = CaseEvent(actor=actor, kind=kind, text=text, data=data, at=utcnow())
     case.events.append(record)
+    session = object_session(case)
+    if session is not None:
+        audit.record(
+            session, actor, f"zaak.{kind}", purpose=audit.PURPOSE_OUTREACH, case=case, **data
+        )
     return record
 
 

@@ -19,6 +19,7 @@ from flask.cli import FlaskGroup
 from sqlalchemy import Engine, select
 
 from config import ConfigError, load_settings
+from signals import audit
 from signals.db import unit_of_work
 from signals.enums import BatchSource, PartnerType, Role
 from signals.envelope import load_certificate, load_private_key, pack
@@ -77,6 +78,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 def main() -> None:
     """Vroegsignaal: early signalling of payment arrears."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if click.get_current_context().invoked_subcommand not in ("run", "scheduler"):
+        # Changes to users, partners and keys made by a command are audited as the operator's.
+        audit.default_actor = _operator()
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def upgrade_database(engine: Engine) -> None:
@@ -720,3 +733,212 @@ def backup(out: Path, as_json: bool) -> None:
     except BackupRefused as exc:
         raise _fail(str(exc)) from None
     _emit(as_json, made.as_dict(), f"wrote {out}: {made.bytes} bytes, sha256 {made.sha256}")
+# -- the audit trail ---------------------------------------------------------------------------
+@main.group("audit")
+def audit_group() -> None:
+    """The audit trail: who saw or changed which case, when and why."""
+
+
+def _since(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("an ISO date or date-time, e.g. 2026-11-01T08:00") from None
+    if moment.tzinfo is None:  # a local date or time as Dutch operators mean it
+        from signals.rules import NL
+
+        moment = moment.replace(tzinfo=NL)
+    return moment.astimezone(dt.UTC)
+
+
+@audit_group.command("list", with_appcontext=False)
+@click.option("--since", help="ISO date or date-time (Europe/Amsterdam without a zone)")
+@click.option("--limit", type=click.IntRange(min=1), help="at most this many, the oldest first")
+@json_option
+def audit_list(since: str | None, limit: int | None, as_json: bool) -> None:
+    """The audit trail, oldest first."""
+    moment = _since(since)
+    runtime = _runtime()
+    with unit_of_work(runtime.readers) as session:
+        rows = [audit.as_dict(e) for e in audit.events(session, since=moment, limit=limit)]
+    lines = [
+        f"{r['id']:>6} {r['at']} {r['actor']} {r['action']}"
+        + (f" zaak {r['case_id']}" if r["case_id"] is not None else "")
+        + (f" — {r['purpose']}" if r["purpose"] else "")
+        for r in rows
+    ]
+    _emit(as_json, {"events": rows, "count": len(rows)}, "\n".join(lines) or "no events")
+
+
+@audit_group.command("verify", with_appcontext=False)
+@json_option
+def audit_verify(as_json: bool) -> None:
+    """Walk the hash chain; exit non-zero naming the first broken event."""
+    runtime = _runtime()
+    with unit_of_work(runtime.readers) as session:
+        result = audit.verify(session)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    if not result.ok:
+        raise _fail(f"audit chain broken at event {result.broken_id}: {result.reason}")
+    if not as_json:
+        click.echo(f"audit chain intact: {result.checked} events")
+
+
+# -- rights of the person (AVG) ------------------------------------------------------------------
+@main.group("avg")
+def avg_group() -> None:
+    """Requests of a person under the AVG: access (art. 15) and erasure (art. 17)."""
+
+
+bsn_option = click.option("--bsn", required=True, help="the person's BSN (9 digits)")
+
+
+def _bsn(value: str) -> str:
+    from signals.rules import bsn_valid
+
+    value = value.strip().zfill(9) if value.strip().isdigit() else value.strip()
+    if not bsn_valid(value):
+        raise _fail("not a valid BSN (9 digits, elfproef)")
+    return value
+
+
+@avg_group.command("inzage", with_appcontext=False)
+@bsn_option
+@click.option("--gemeente", required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def avg_inzage(bsn: str, gemeente: str, out: Path, as_json: bool) -> None:
+    """Everything held about one BSN, decrypted, as readable JSON in OUT (mode 0600)."""
+    from outreach.avg import access
+
+    bsn = _bsn(bsn)
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            municipality = get_municipality(session, gemeente)
+            document = access(session, runtime.protector, municipality, bsn, _operator())
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(document, handle, ensure_ascii=False, indent=2)
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    data = {
+        "file": str(out),
+        "signalen": len(document["signalen"]),
+        "zaken": len(document["zaken"]),
+    }
+    _emit(as_json, data, f"wrote {out}: {data['signalen']} signals, {data['zaken']} cases")
+
+
+@avg_group.command("wissen", with_appcontext=False)
+@bsn_option
+@click.option("--gemeente", required=True)
+@click.option("--reden", default="", help="the request's reference (no personal data)")
+@json_option
+def avg_wissen(bsn: str, gemeente: str, reden: str, as_json: bool) -> None:
+    """Erase one BSN's data where the law allows; refused with the reason otherwise."""
+    from outreach.avg import ErasureRefused, erase
+    from signals.rules import today_nl
+
+    bsn = _bsn(bsn)
+    runtime = _runtime()
+    refused = None
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            municipality = get_municipality(session, gemeente)
+            try:
+                purged = erase(
+                    session, runtime.protector, runtime.settings, municipality, bsn,
+                    _operator(), today_nl(), reden,
+                )  # fmt: skip
+            except ErasureRefused as exc:
+                refused = str(exc)  # the refusal itself is audited and kept
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    if refused is not None:
+        raise _fail(f"erasure refused: {refused}")
+    data = purged.as_dict()
+    _emit(
+        as_json,
+        {"erased": True, **data},
+        f"erased: {data['signals']} signals, {data['cases']} cases, {data['clients']} clients",
+    )
+
+
+
+
+# -- partner keys and tokens (docs/operations.md) ------------------------------------------------
+@partner_group.command("keys", with_appcontext=False)
+@click.option("--partner", "partner_id", required=True)
+@json_option
+def partner_keys(partner_id: str, as_json: bool) -> None:
+    """The partner's signing keys: validity and revocation."""
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.readers) as session:
+            keys = [
+                {
+                    "id": k.id,
+                    "fingerprint": k.fingerprint,
+                    "type": k.key_type,
+                    "valid_from": k.valid_from,
+                    "valid_until": k.valid_until,
+                    "revoked_at": k.revoked_at,
+                }
+                for k in get_partner(session, partner_id).keys
+            ]
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    _emit(
+        as_json,
+        {"keys": keys},
+        "\n".join(
+            f"{k['id']} {k['type']} {k['fingerprint']} revoked={k['revoked_at']}" for k in keys
+        )
+        or "no keys",
+    )
+
+
+@partner_group.command("revoke-key", with_appcontext=False)
+@click.option("--partner", "partner_id", required=True)
+@click.option("--key-id", type=int, required=True)
+@click.option("--at", "at", help="ISO date-time the key stops being valid (default: now)")
+@json_option
+def partner_revoke_key(partner_id: str, key_id: int, at: str | None, as_json: bool) -> None:
+    """Revoke a partner's signing key: batches signed with it are refused from then on."""
+    from signals.models import PartnerKey
+    from signals.service import revoke_partner_key
+
+    moment = _since(at)
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            partner = get_partner(session, partner_id)
+            key = session.get(PartnerKey, key_id)
+            if key is None or key.partner_id != partner.id:
+                raise NotFound("the partner has no key with that id")
+            revoke_partner_key(session, key, moment)
+            data = {"partner": partner.id, "key_id": key.id, "revoked_at": key.revoked_at}
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"key {key_id} revoked from {data['revoked_at']}")
+
+
+@partner_group.command("rotate-token", with_appcontext=False)
+@click.option("--partner", "partner_id", required=True)
+@json_option
+def partner_rotate_token(partner_id: str, as_json: bool) -> None:
+    """Replace the partner's API token; the old one stops working at once. Printed once."""
+    from signals.service import rotate_partner_token
+
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            partner = get_partner(session, partner_id)
+            data = {"id": partner.id, "token": rotate_partner_token(session, partner)}
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    _emit(as_json, data, f"new API token (shown once): {data['token']}")

@@ -35,6 +35,8 @@ from outreach.service import (
     review,
 )
 from scoring.models import HouseholdScore
+from signals import audit
+from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from signals.models import Signal, User
@@ -75,6 +77,21 @@ def _case(case_id: int) -> Case:
     if case is None or case.municipality_id not in _municipality_ids():
         abort(404)
     return case
+
+
+def _audit_view(record: Case, action: str, **detail: Any) -> None:
+    """Record that the user is shown the case's personal data, committed before it is shown
+    (a unit of work of its own: the page itself only reads)."""
+    with unit_of_work(_runtime().sessions) as session:
+        audit.record(
+            session,
+            current_user.email,
+            action,
+            purpose=audit.PURPOSE_OUTREACH,
+            case_id=record.id,
+            municipality_id=record.municipality_id,
+            **detail,
+        )
 
 
 def _no_store(response: Any) -> Any:
@@ -224,6 +241,7 @@ def case(case_id: int) -> Any:
         data={"day": now.date(), "time": now.time().replace(second=0, microsecond=0)}
     )
     draft = letters.email_draft(record, protector, _runtime().settings)
+    _audit_view(record, "zaak.inzien")
     return _no_store(
         current_app.make_response(
             render_template(
@@ -366,6 +384,14 @@ def letter_pdf(case_id: int) -> Any:
         flash(str(exc), "error")
         return redirect(url_for("outreach.case", case_id=case_id), 303)
     document, _ = letters.letter(record, kind, runtime.protector, runtime.settings, user.id)
+    audit.record(
+        get_session(),
+        user.email,
+        "zaak.download",
+        purpose=audit.PURPOSE_OUTREACH,
+        case=record,
+        soort=kind.value,
+    )
     response = current_app.make_response(document)
     response.mimetype = "application/pdf"
     name = f"{kind.value.lower()}-zaak-{record.id}.pdf"
