@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from outreach import residents, statistics
+from outreach import residents, retention, statistics
 from outreach.enums import CaseResult, CaseState
 from outreach.letters import MailError, mail
 from outreach.matching import match_signals, municipalities_with_unmatched
@@ -228,6 +228,28 @@ def count_statistics(runtime: Runtime) -> dict[str, int]:
     if any(done.values()):
         log.info("statistics recounted: %(gemeenten)s municipalities, %(maanden)s months", done)
     return done
+
+
+def purge_expired(runtime: Runtime) -> dict[str, int]:
+    """Job ``purge_expired`` (daily): delete what is past its retention term
+    (``outreach.retention``); one unit of work per municipality and chunk, audited with
+    counts."""
+    today = today_nl()
+    with unit_of_work(runtime.readers) as session:
+        ids = list(session.scalars(select(Municipality.id).order_by(Municipality.id)))
+    totals = retention.Purged()
+    for municipality_id in ids:
+        while True:
+            with unit_of_work(runtime.sessions) as session:
+                purged = retention.purge_municipality(
+                    session, runtime.settings, municipality_id, today
+                )
+            totals.add(purged)
+            if not (purged.cases or purged.signals):
+                break
+        if purged:
+            log.info("municipality %s: retention purge %s", municipality_id, purged.as_dict())
+    return totals.as_dict()
 
 
 def due_tasks(session: Session, user_id: int, today: dt.date) -> list[tuple[int, str, dt.date]]:

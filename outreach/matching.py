@@ -5,7 +5,9 @@ Rules (DOMAIN.md, "Matching rules used in practice"):
 * Signals are bundled per household (the keyed BSN hash, else the keyed address hash) per
   matching period (``matching_period``: the calendar month by default, or the ISO week).
 * *Meervoudig*: two or more signals in the case. *Opeenvolgend*: another signal of the
-  household in the previous ``repeat_lookback_months`` months.
+  household in the previous ``repeat_lookback_months`` months, or a signal on one of its
+  addresses deleted by retention in that time (its keyed address hash is kept,
+  ``outreach.retention``; without an amount it cannot close a repeat as unchanged).
 * A repeat from the same partner whose arrear has not grown gets the DDAS status
   ``Niet opgepakt: herhaalde melding``; a case of nothing but such repeats is closed with
   that result. A grown repeat is picked up like any signal.
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from outreach.enums import CaseResult, CaseState
 from outreach.models import Case, CaseSignal
+from outreach.retention import retained_repeat
 from outreach.service import SYSTEM, close, event, transition
 from signals.enums import SignalStatus, WindowFlag
 from signals.models import Signal
@@ -110,6 +113,14 @@ def match_signals(
             out.cases_created += 1
         first_day = min(s.signal_date for s in signals)
         earlier = _earlier_signals(session, municipality_id, household, first_day, settings)
+        # Deleted signals (retention) leave only a keyed address hash: a repeat, not an amount.
+        retained = not earlier and retained_repeat(
+            session,
+            municipality_id,
+            {s.address_hash for s in signals},
+            first_day,
+            first_day - relativedelta(months=settings.repeat_lookback_months),
+        )
         fresh = 0
         for signal in signals:
             case.signals.append(signal)
@@ -146,7 +157,7 @@ def match_signals(
                     transition(case, CaseState.TE_BEOORDELEN, SYSTEM, reason)
                     out.to_review += 1
         case.meervoudig = len(case.signals) >= 2
-        case.opeenvolgend = case.opeenvolgend or bool(earlier)
+        case.opeenvolgend = case.opeenvolgend or bool(earlier) or retained
         if (
             not fresh
             and all(s.status is SignalStatus.NIET_OPGEPAKT_HERHAALD for s in case.signals)
