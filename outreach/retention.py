@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 from config import Settings
 from outreach.enums import HELP_ACCEPTED, CaseState
 from outreach.models import Case, CaseSignal
+from scoring import models as _scoring_models  # noqa: F401  (cases refer to scores: the mapper needs the table)
 from signals import audit
 from signals.enums import BatchStatus
 from signals.models import (
