@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyotp
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select, text
@@ -69,7 +71,7 @@ PARTNER_PUBLIC_KEY = (
 )
 
 
-def populate(runtime: Runtime, n: int) -> tuple[str, str]:
+def populate(runtime: Runtime, n: int) -> tuple[str, str, str | None]:
     rng = random.Random(7)
     today = dt.date.today()
     with unit_of_work(runtime.sessions) as session:
@@ -77,7 +79,11 @@ def populate(runtime: Runtime, n: int) -> tuple[str, str]:
         partner = add_partner(
             session, "Woonstichting Bench", PartnerType.HUUR, [municipality], PARTNER_PUBLIC_KEY
         ).partner
-        password = add_user(session, "bench@example.nl", Role.COUNSELLOR, [municipality]).password
+        user = add_user(
+            session, "bench@example.nl", Role.COUNSELLOR, [municipality],
+            protector=runtime.protector, totp_roles=runtime.settings.totp_roles,
+        )  # fmt: skip
+        password, totp_secret = user.password, user.totp_secret
         batch = Batch(
             partner_id=partner.id,
             municipality_id=municipality.id,
@@ -179,7 +185,7 @@ def populate(runtime: Runtime, n: int) -> tuple[str, str]:
                 ],
             )
         connection.execute(text("ANALYZE"))  # fresh statistics, as a live database has
-    return "bench@example.nl", password
+    return "bench@example.nl", password, totp_secret
 
 
 def median_ms(client: object, path: str, times: int = 21) -> float:
@@ -211,12 +217,15 @@ def main() -> None:
     upgrade_database(engine)
     runtime = Runtime(settings, engine)
     started = time.perf_counter()
-    email, password = populate(runtime, args.cases)
+    email, password, totp_secret = populate(runtime, args.cases)
     setup_s = time.perf_counter() - started
 
     app = create_app(runtime=runtime, WTF_CSRF_ENABLED=False)
     client = app.test_client()
     assert client.post("/login", data={"email": email, "password": password}).status_code == 302
+    if totp_secret:  # counsellors log in with a second factor
+        code = pyotp.TOTP(totp_secret).now()
+        assert client.post("/login/totp", data={"code": code}).status_code == 200
     page = client.get("/queue").get_data(as_text=True)
     shown = len(re.findall(r'href="/cases/\d+"', page))
 

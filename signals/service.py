@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from signals import totp
 from signals.crypto import DataProtector, token_hash
 from signals.db import utcnow
 from signals.enums import PartnerType, Role
@@ -223,6 +224,8 @@ def usable_public_keys(partner: Partner, moment: dt.datetime) -> list[object]:
 class NewUser:
     user: User
     password: str
+    #: The second-factor secret (base32), when the user's roles need one and it was made.
+    totp_secret: str | None = None
 
 
 def add_user(
@@ -233,11 +236,17 @@ def add_user(
     partner: Partner | None = None,
     password: str | None = None,
     extra_roles: Iterable[Role] = (),
+    *,
+    protector: DataProtector | None = None,
+    totp_roles: Collection[str] = (),
 ) -> NewUser:
     """Add a user with a one-time password (returned once, stored as an argon2id hash).
 
     Staff may hold several roles (``extra_roles``: a counsellor who is also an analyst); a
-    partner's portal user holds that role alone.
+    partner's portal user holds that role alone. When one of the roles is in ``totp_roles``
+    and a ``protector`` is given, the user also gets a second-factor secret, returned once
+    for scripted set-up; without one the secret is made at the first log-in. Either way the
+    user enrols at the first log-in by confirming a code.
     """
     email = email.strip().lower()
     if not _EMAIL.fullmatch(email):
@@ -258,27 +267,83 @@ def add_user(
         partner=partner,
         municipalities=list(municipalities or (partner.municipalities if partner else [])),
     )
+    secret = None
+    if protector is not None and totp.requires_second_factor(user, totp_roles):
+        secret = totp.new_secret(user, protector)
     session.add(user)
     session.flush()
-    return NewUser(user, password)
+    return NewUser(user, password, secret)
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or not user.active:
-        # Spend the same time as a real check, so timing does not reveal who exists.
+def user_for_update(session: Session, user_id: int) -> User | None:
+    """The user, with the row locked until the transaction ends (PostgreSQL; SQLite's writing
+    transactions are serial anyway), so counters and used codes cannot race."""
+    return session.scalar(select(User).where(User.id == user_id).with_for_update())
+
+
+def is_locked(user: User, now: dt.datetime | None = None) -> bool:
+    return user.locked_until is not None and user.locked_until > (now or utcnow())
+
+
+def authenticate(
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    max_failures: int = 5,
+    lockout: dt.timedelta = dt.timedelta(minutes=15),
+) -> User | None:
+    """The user whose password this is, or None: unknown, inactive, wrong or locked out.
+
+    Every refusal costs the same argon2 work, so timing does not tell who exists. A wrong
+    password counts towards the lock-out (:func:`record_failure`). A right one does not
+    reset the count: that happens when the whole log-in, second factor included, succeeds
+    (:func:`login_succeeded`), so guessing codes cannot be spread over fresh passwords.
+    """
+    user = session.scalar(select(User).where(User.email == email.strip().lower()).with_for_update())
+    if user is None or not user.active or is_locked(user):
         with contextlib.suppress(VerificationError, InvalidHashError):
             password_hasher.verify(_dummy_hash(), password)
         return None
     try:
         password_hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
+        record_failure(session, user, max_failures=max_failures, lockout=lockout)
         return None
     if password_hasher.check_needs_rehash(user.password_hash):
         user.password_hash = password_hasher.hash(password)
-    user.last_login_at = utcnow()
     session.flush()
     return user
+
+
+def record_failure(
+    session: Session,
+    user: User,
+    *,
+    max_failures: int = 5,
+    lockout: dt.timedelta = dt.timedelta(minutes=15),
+) -> bool:
+    """Count a wrong password or code; the ``max_failures``-th in a row locks the account
+    for ``lockout``. Returns whether the account is now locked."""
+    now = utcnow()
+    if user.locked_until is not None and user.locked_until <= now:
+        user.locked_until = None  # an expired lock-out starts a fresh count
+        user.failed_logins = 0
+    user.failed_logins = (user.failed_logins or 0) + 1
+    locked = user.failed_logins >= max_failures
+    if locked:
+        user.locked_until = now + lockout
+        user.failed_logins = 0
+    session.flush()
+    return locked
+
+
+def login_succeeded(session: Session, user: User) -> None:
+    """The whole log-in passed: the failure count starts again."""
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = utcnow()
+    session.flush()
 
 
 @functools.cache

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import pyotp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from signals.db import unit_of_work
-from signals.enums import PartnerType
+from signals.enums import PartnerType, Role
 from signals.envelope import PrivateKey, new_recipient_key
 from signals.runtime import Runtime
-from signals.service import add_municipality, add_partner, add_recipient_key
+from signals.service import NewUser, add_municipality, add_partner, add_recipient_key, add_user
 from signals.synthetic import Population, signal_rows, to_csv
 
 TODAY = dt.date.today()
@@ -252,3 +255,96 @@ def openssl_batch(
     path.write_bytes(openssl_encrypt(plaintext, world.files[recipient], pem=pem))
     signer = kind or ("ed25519" if key == "ed25519" else "rsa")
     return path, openssl_sign(path, world.files[f"{key}.key"], signer)
+
+
+# -- logging in through the pages --------------------------------------------------------------
+_CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+_SHOWN_SECRET = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
+_used_steps: dict[str, int] = {}
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the (first) form on a page."""
+    match = _CSRF.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def totp_code(secret: str) -> str:
+    """A valid code for ``secret`` that this run has not used yet: a used code (time step) is
+    refused as a replay, so a second log-in within 30 seconds takes the next step (the
+    server accepts one step either side of now)."""
+    totp = pyotp.TOTP(secret)
+    now = totp.timecode(dt.datetime.now(dt.UTC))
+    step = max(now - 1, _used_steps.get(secret, now - 2) + 1)
+    assert step <= now + 1, "more than three log-ins of one user within 30 seconds"
+    _used_steps[secret] = step
+    return totp.generate_otp(step)
+
+
+def login(
+    client: Any,
+    email: str,
+    password: str,
+    totp_secret: str | None = None,
+    *,
+    next: str | None = None,
+    check: bool = True,
+) -> Any:
+    """Log in through the pages as a person does (CONTRACT §5): ``POST /login``, then for
+    the roles with a second factor ``POST /login/totp`` with a code of ``totp_secret`` (the
+    secret ``add_user`` returned; without one, the secret the enrolment page shows). The
+    first log-in enrols and answers with the recovery codes page. Returns the last response;
+    with ``check`` it must have succeeded."""
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post(
+        "/login" + (f"?{urlencode({'next': next})}" if next else ""),
+        data={"email": email, "password": password, "csrf_token": csrf_token(page)},
+    )
+    if response.status_code == 302 and response.headers["Location"].endswith("/login/totp"):
+        page = client.get("/login/totp").get_data(as_text=True)
+        if totp_secret is None:
+            shown = _SHOWN_SECRET.search(page)
+            assert shown, "no secret given and none shown: the user is enrolled already"
+            totp_secret = shown.group(1).replace(" ", "")
+        response = client.post(
+            "/login/totp", data={"code": totp_code(totp_secret), "csrf_token": csrf_token(page)}
+        )
+    if check:
+        enrolled = response.status_code == 200 and "herstelcodes" in response.get_data(as_text=True)
+        assert enrolled or response.status_code == 302, f"log-in failed ({response.status_code})"
+        assert not response.headers.get("Location", "").endswith("/login")
+    return response
+
+
+def add_staff(
+    runtime: Runtime,
+    email: str,
+    role: Role,
+    municipality_ids: list[int],
+    extra_roles: tuple[Role, ...] = (),
+) -> NewUser:
+    """Add a user as ``vroegsignaal user add`` does: with a second-factor secret for the roles
+    that need one."""
+    from signals.models import Municipality
+
+    with unit_of_work(runtime.sessions) as session:
+        places = [session.get(Municipality, i) for i in municipality_ids]
+        return add_user(
+            session,
+            email,
+            role,
+            [m for m in places if m is not None],
+            extra_roles=extra_roles,
+            protector=runtime.protector,
+            totp_roles=runtime.settings.totp_roles,
+        )
+
+
+def login_as(
+    client: Any, world: World, role: Role, email: str, extra_roles: tuple[Role, ...] = ()
+) -> NewUser:
+    """Add a user of ``role`` in the world's municipality and log in as that user."""
+    created = add_staff(world.runtime, email, role, [world.municipality_id], extra_roles)
+    login(client, email, created.password, created.totp_secret)
+    return created

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -120,6 +121,9 @@ def test_operator_setup_and_partner_round_trip(runtime: Runtime, tmp_path: Path)
         ).stdout
     )
     assert len(user["password"]) >= 12 and user["roles"] == ["counsellor"]
+    # Counsellors log in with a second factor: the secret for scripted set-up (CONTRACT §5).
+    assert len(base64.b32decode(user["totp_secret"])) >= 16
+    assert user["totp_uri"].startswith("otpauth://totp/Vroegsignaal:c%40example.nl?secret=")
     both = vs(runtime, "user", "add", "--email", "ca@example.nl", "--role", "counsellor",
               "--role", "analyst", "--gemeente", "0344", "--json").stdout  # fmt: skip
     assert json.loads(both)["roles"] == ["analyst", "counsellor"]

@@ -99,6 +99,8 @@ def test_demo_is_real_and_idempotent(runtime: Runtime, passing_artifact: Path) -
     # with signals, every partner every complete month.
     assert first["loaded"] and 20 <= first["batches"] <= 24
     assert {u["role"] for u in first["users"]} == {"admin", "counsellor", "analyst", "partner"}
+    # Staff log in with a second factor: the demo prints their TOTP secrets with the passwords.
+    assert {u["role"] for u in first["users"] if u.get("totp_secret")} == {"admin", "counsellor"}
     with unit_of_work(runtime.readers) as session:
         partners = session.scalars(select(Partner)).all()
         assert sorted(p.partner_type.value for p in partners) == [

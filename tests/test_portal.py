@@ -12,7 +12,7 @@ from signals.enums import Role
 from signals.jobs import process_pending_batches
 from signals.models import Municipality, Partner
 from signals.service import add_user
-from tests.factories import World, csv_bytes, openssl_batch, row
+from tests.factories import World, csv_bytes, login, login_as, openssl_batch, row
 
 
 def _csrf(client: Any, path: str) -> str:
@@ -34,8 +34,7 @@ def _user(world: World, role: Role, email: str, partner_id: str | None = None) -
 
 
 def _login(client: Any, email: str, password: str) -> Any:
-    token = _csrf(client, "/login")
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    return login(client, email, password, check=False)
 
 
 def test_login_and_wrong_password(client: Any, world: World) -> None:
@@ -97,8 +96,7 @@ def test_partner_sees_no_batch_of_another_partner(client: Any, world: World) -> 
 
 @pytest.mark.parametrize("role", [Role.COUNSELLOR, Role.ANALYST, Role.ADMIN])
 def test_other_roles_get_403_on_the_portal(client: Any, world: World, role: Role) -> None:
-    password = _user(world, role, f"{role.value}@example.nl")
-    _login(client, f"{role.value}@example.nl", password)
+    login_as(client, world, role, f"{role.value}@example.nl")
     assert client.get("/partner/batches").status_code == 403
 
 

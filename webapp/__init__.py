@@ -57,6 +57,9 @@ def create_app(
     csrf.exempt(api.bp)
     app.register_blueprint(cbs.bp)
     csrf.exempt(cbs.bp)
+    from webapp import limits
+
+    limits.init_app(app)  # after the blueprints: it wraps their log-in, token and upload views
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -141,6 +141,14 @@ def demo(as_json: bool, n_signals: int) -> None:
     result = load_demo(runtime, n_signals=n_signals)
     lines = ["Demo log-ins (wachtwoorden / passwords):"]
     lines += [f"  {u['role']:<10} {u['email']:<32} {u['password']}" for u in result["users"]]
+    second = [u for u in result["users"] if u.get("totp_secret")]
+    if second:
+        lines += [
+            "Tweede stap / second factor (TOTP): koppel bij de eerste log-in een authenticator-app"
+            " (QR-code), of voer deze sleutel in / scan the QR code at the first log-in or enter"
+            " this key:"
+        ]
+        lines += [f"  {u['role']:<10} {u['email']:<32} {u['totp_secret']}" for u in second]
     _emit(as_json, result, "\n".join(lines))
 
 
@@ -363,7 +371,10 @@ def user_add(
     partner_id: str | None,
     as_json: bool,
 ) -> None:
-    """Add a user; prints a one-time password."""
+    """Add a user; prints a one-time password (and the second-factor secret for the roles
+    that log in with one: ``totp_secret``, base32, and ``totp_uri``, the otpauth URI)."""
+    from signals.totp import provisioning_uri
+
     runtime = _runtime()
     try:
         with unit_of_work(runtime.sessions) as session:
@@ -374,17 +385,24 @@ def user_add(
             created = add_user(
                 session, email, Role(role[0]), municipalities, partner,
                 extra_roles=[Role(r) for r in role[1:]],
+                protector=runtime.protector, totp_roles=runtime.settings.totp_roles,
             )  # fmt: skip
-            data = {
+            data: dict[str, Any] = {
                 "id": created.user.id,
                 "email": created.user.email,
                 "role": role[0],
                 "roles": sorted(r.value for r in created.user.roles),
                 "password": created.password,
             }
+            if created.totp_secret:
+                data["totp_secret"] = created.totp_secret
+                data["totp_uri"] = provisioning_uri(created.user, created.totp_secret)
     except (NotFound, ValueError, Conflict) as exc:
         raise _fail(str(exc)) from None
-    _emit(as_json, data, f"user {data['email']} added; one-time password: {data['password']}")
+    text = f"user {data['email']} added; one-time password: {data['password']}"
+    if "totp_secret" in data:
+        text += f"\nsecond factor (TOTP) secret: {data['totp_secret']}\n{data['totp_uri']}"
+    _emit(as_json, data, text)
 
 
 @main.command("pack", with_appcontext=False)

@@ -52,6 +52,7 @@ from signals.service import (
     create_recipient_key,
 )
 from signals.synthetic import Population, make_bsn, to_csv
+from signals.totp import provisioning_uri
 
 GEMEENTE = ("0344", "Utrecht")
 PARTNERS = [
@@ -132,8 +133,15 @@ def load_demo(
             partner = session.get(Partner, partner_ids[partner_type]) if partner_type else None
 
             if session.scalar(select(User).where(User.email == email)) is None:
-                created = add_user(session, email, role, [municipality], partner)
-                users.append({"role": role.value, "email": email, "password": created.password})
+                created = add_user(
+                    session, email, role, [municipality], partner,
+                    protector=runtime.protector, totp_roles=runtime.settings.totp_roles,
+                )  # fmt: skip
+                login = {"role": role.value, "email": email, "password": created.password}
+                if created.totp_secret:  # staff log in with a second factor (TOTP)
+                    login["totp_secret"] = created.totp_secret
+                    login["totp_uri"] = provisioning_uri(created.user, created.totp_secret)
+                users.append(login)
     if users:
         logins_file.parent.mkdir(parents=True, exist_ok=True)
         _write_private(logins_file, json.dumps(users, indent=2).encode())

@@ -15,10 +15,8 @@ from outreach.jobs import match, plan
 from outreach.models import Case, CaseMessage
 from signals.db import unit_of_work
 from signals.enums import Role
-from signals.models import Municipality
 from signals.runtime import Runtime
-from signals.service import add_user
-from tests.factories import World, row
+from tests.factories import World, login_as, row
 from tests.outreach.conftest import Inbox
 
 
@@ -34,13 +32,9 @@ def _setup(client: Any, world: World, runtime: Runtime) -> int:
     )
     match(runtime)
     plan(runtime)
-    with unit_of_work(runtime.sessions) as session:
-        municipality = session.get(Municipality, world.municipality_id)
-        assert municipality is not None
-        password = add_user(session, "c@example.nl", Role.COUNSELLOR, [municipality]).password
+    with unit_of_work(runtime.readers) as session:
         case_id = session.scalars(select(Case.id)).one()
-    token = _csrf(client.get("/login").get_data(as_text=True))
-    client.post("/login", data={"email": "c@example.nl", "password": password, "csrf_token": token})
+    login_as(client, world, Role.COUNSELLOR, "c@example.nl")
     return case_id
 
 

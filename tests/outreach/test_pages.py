@@ -17,8 +17,8 @@ from signals.db import unit_of_work
 from signals.enums import Role, SignalStatus
 from signals.models import Municipality, Signal
 from signals.rules import NL
-from signals.service import add_municipality, add_user
-from tests.factories import World, csv_bytes, openssl_batch, row
+from signals.service import add_municipality
+from tests.factories import World, add_staff, csv_bytes, login, login_as, openssl_batch, row
 from webapp.scheduler import JOBS, run_job
 
 
@@ -29,13 +29,7 @@ def _csrf(page: str) -> str:
 
 
 def _login(client: Any, world: World, role: Role, email: str) -> None:
-    with unit_of_work(world.runtime.sessions) as session:
-        municipality = session.get(Municipality, world.municipality_id)
-        assert municipality is not None
-        password = add_user(session, email, role, [municipality]).password
-    token = _csrf(client.get("/login").get_data(as_text=True))
-    answer = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
-    assert answer.status_code == 302
+    login_as(client, world, role, email)
 
 
 def test_from_an_openssl_batch_to_a_closed_case(
@@ -133,10 +127,9 @@ def test_other_municipalities_and_other_roles_see_nothing(client: Any, world: Wo
     with unit_of_work(world.runtime.readers) as session:
         case_id = session.scalars(select(Case.id)).one()
     with unit_of_work(world.runtime.sessions) as session:
-        elsewhere = add_municipality(session, "0363", "Amsterdam")
-        password = add_user(session, "a@example.nl", Role.COUNSELLOR, [elsewhere]).password
-    token = _csrf(client.get("/login").get_data(as_text=True))
-    client.post("/login", data={"email": "a@example.nl", "password": password, "csrf_token": token})
+        elsewhere = add_municipality(session, "0363", "Amsterdam").id
+    created = add_staff(world.runtime, "a@example.nl", Role.COUNSELLOR, [elsewhere])
+    login(client, "a@example.nl", created.password, created.totp_secret)
     assert client.get(f"/cases/{case_id}").status_code == 404
     assert f"/cases/{case_id}" not in client.get("/queue").get_data(as_text=True)
     client.post("/logout", data={"csrf_token": _csrf(client.get("/queue").get_data(as_text=True))})

@@ -23,7 +23,7 @@ from signals.rules import NL
 from signals.runtime import Runtime
 from signals.service import add_municipality, add_user
 from signals.synthetic import make_bsn
-from tests.factories import World, row
+from tests.factories import World, add_staff, login, row
 
 BSN = [make_bsn(random.Random(i)) for i in range(10)]
 
@@ -135,12 +135,9 @@ def _login(
         municipality = session.get(Municipality, world.municipality_id)
         assert municipality is not None
         others = session.scalars(select(Municipality).where(Municipality.code.in_(codes)))
-        user = add_user(session, email, role, [municipality, *others], extra_roles=extra)
-        password = user.password
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
-    assert token
-    client.post("/login", data={"email": email, "password": password, "csrf_token": token[1]})
+        places = [municipality.id, *(m.id for m in others)]
+    user = add_staff(world.runtime, email, role, places, extra_roles=extra)
+    login(client, email, user.password, user.totp_secret)
 
 
 def test_pages_and_downloads_carry_no_personal_data_and_only_for_analysts(
