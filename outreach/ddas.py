@@ -417,6 +417,46 @@ def log_delivery(
     return record
 
 
+class UnnamedFile:
+    """A file being written that has no name until :meth:`publish` gives it ``out``'s.
+
+    On Linux it is made with ``O_TMPFILE``: if the process is killed halfway, the kernel
+    frees it and nothing is left in the folder, under any name. Elsewhere it is a hidden
+    temporary file beside ``out``, removed on any error the process lives to see.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path: Path | None = None
+        try:
+            descriptor = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except (AttributeError, OSError):  # no O_TMPFILE here, or not on this file system
+            descriptor, name = tempfile.mkstemp(dir=folder, prefix=".ddas-", suffix=".tmp")
+            self.path = Path(name)
+        self.handle: IO[bytes] = os.fdopen(descriptor, "wb")
+
+    def publish(self, out: Path) -> None:
+        """Give the complete file the name ``out`` (replacing any file of that name)."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        if self.path is None:
+            # A name first (link() cannot replace), then the atomic rename onto ``out``.
+            name = f".ddas-{os.urandom(8).hex()}.tmp"
+            folder = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:  # linkat(AT_SYMLINK_FOLLOW): the file behind the /proc link, not the link
+                os.link(f"/proc/self/fd/{self.handle.fileno()}", name, dst_dir_fd=folder)
+            finally:
+                os.close(folder)
+            self.path = self.folder / name
+        os.replace(self.path, out)
+        self.path = None
+
+    def discard(self) -> None:
+        self.handle.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 def export(
     session: Session,
     protector: DataProtector,
@@ -433,17 +473,17 @@ def export(
     passed; log it."""
     _header(start, end, now or dt.datetime.now(dt.UTC))  # refuse before making a file
     out.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=out.parent, prefix=".ddas-", suffix=".tmp")
+    unnamed = UnnamedFile(out.parent)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with unnamed.handle as handle:
             writer = Writer(handle)
             tally = write_document(
                 session, protector, settings, [(m, Part()) for m in municipalities], start, end,
                 writer, now,
             )  # fmt: skip
-        os.replace(temporary, out)
+            unnamed.publish(out)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        unnamed.discard()
         raise
     codes = [m.code for m in municipalities]
     delivery = Delivery(

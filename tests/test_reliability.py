@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +21,18 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from outreach.models import Case, CaseSignal, DdasDelivery
 from signals.db import make_engine, unit_of_work
 from signals.enums import Role
 from signals.jobs import process_pending_batches
-from signals.models import Batch, Municipality, Signal
+from signals.models import Batch, Client, Municipality, Signal
 from signals.runtime import Runtime
 from signals.service import add_user
 from tests.conftest import _settings
-from tests.factories import World, csv_bytes, openssl_batch, row
+from tests.factories import World, csv_bytes, openssl_batch, row, synthetic_csv
+from tests.test_cli import _env, vs
 from webapp import create_app
-from webapp.scheduler import backoff, retrying
+from webapp.scheduler import backoff, retrying, run_job
 
 
 def _closed_port() -> int:
@@ -273,3 +281,112 @@ def test_postgresql_going_away_mid_test_loses_nothing(
     finally:
         proxy.cut()
         proxied.engine.dispose()
+
+
+# -- killed mid-ingest, mid-matching and mid-export: nothing half-stored, all completes ---------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _killed_at_pause(runtime: Runtime, tmp_path: Path, *args: str, **pause: str) -> None:
+    """Run ``vroegsignaal ARGS`` until it reaches its pause point, then SIGKILL it."""
+    marker = tmp_path / f"paused-{uuid.uuid4().hex}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.pausable", *args],
+        env=_env(runtime, PAUSE_MARKER=str(marker), **pause),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"ended before its pause point: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "never reached its pause point"
+            time.sleep(0.05)
+        assert marker.read_text() == str(process.pid)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        process.stderr.close()  # type: ignore[union-attr]
+    assert process.returncode == -signal.SIGKILL
+
+
+def _count(runtime: Runtime, table: Any) -> int:
+    with unit_of_work(runtime.readers) as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_killed_mid_ingest_stores_nothing_of_the_batch_then_completes(
+    runtime: Runtime, world: World, tmp_path: Path
+) -> None:
+    path, sig = openssl_batch(world, synthetic_csv(1_000, prefix="KILL"))
+    batch_id = world.receive(path, sig)
+    # Killed with the first rows sent to the database, the transaction still open.
+    _killed_at_pause(
+        runtime, tmp_path, "jobs", "run", "process_batches",
+        PAUSE_INSERT_TABLE="signals", PAUSE_AFTER="1",
+    )  # fmt: skip
+    with unit_of_work(runtime.readers) as session:
+        assert session.get(Batch, batch_id).status.value == "processing"  # type: ignore[union-attr]
+    assert _count(runtime, Signal) == 0 and _count(runtime, Client) == 0
+    # The dead worker's lease runs out; the next run takes the batch up and finishes it.
+    time.sleep(1.1)
+    restarted = Runtime(
+        runtime.settings.model_copy(update={"batch_lease_seconds": 1}), runtime.engine
+    )
+    assert run_job(restarted, "process_batches") == 1
+    with unit_of_work(runtime.readers) as session:
+        batch = session.get(Batch, batch_id)
+        assert batch is not None and batch.status.value == "processed"
+        assert batch.rows_total == 1_000 and batch.rows_accepted > 950
+        accepted = batch.rows_accepted
+    assert _count(runtime, Signal) == accepted
+
+
+def test_killed_mid_matching_leaves_no_case_without_signals_then_completes(
+    runtime: Runtime, world: World, tmp_path: Path
+) -> None:
+    world.ingest(synthetic_csv(300, prefix="MATCH"))
+    signals = _count(runtime, Signal)
+    # Killed after 20 cases were written in the municipality's unit of work.
+    _killed_at_pause(
+        runtime, tmp_path, "jobs", "run", "match_signals",
+        PAUSE_INSERT_TABLE="cases", PAUSE_AFTER="20",
+    )  # fmt: skip
+    assert _count(runtime, Case) == 0 and _count(runtime, CaseSignal) == 0
+    matched_now = run_job(runtime, "match_signals")  # the restart
+    assert matched_now["signals"] == signals
+    with unit_of_work(runtime.readers) as session:
+        empty = session.scalar(
+            select(func.count())
+            .select_from(Case)
+            .outerjoin(CaseSignal, CaseSignal.case_id == Case.id)
+            .where(CaseSignal.case_id.is_(None))
+        )
+        matched = session.scalar(select(func.count(func.distinct(CaseSignal.signal_id))))
+        cases = session.scalar(select(func.count()).select_from(Case))
+    assert empty == 0 and matched == signals
+    assert cases == matched_now["cases_created"] > 20
+
+
+def test_killed_mid_export_leaves_no_file_then_completes(
+    runtime: Runtime, world: World, tmp_path: Path
+) -> None:
+    world.ingest(synthetic_csv(150, prefix="EXP"))
+    run_job(runtime, "match_signals")
+    folder = tmp_path / "levering"
+    out = folder / "ddas.json"
+    args = ("export", "ddas", "--from", "2000-01-01", "--to", "2099-12-31", "--out", str(out))
+    contact = {"VROEGSIGNAAL_DDAS_CONTACT_EMAIL": "vroegsignalering@utrecht.example"}
+    # Killed with part of the delivery written.
+    _killed_at_pause(runtime, tmp_path, *args, PAUSE_EXPORT_BYTES="10000", **contact)
+    assert list(folder.iterdir()) == []  # no partial file, under any name
+    assert _count(runtime, DdasDelivery) == 0  # and nothing logged as delivered
+    report = json.loads(vs(runtime, *args, "--json", **contact).stdout)
+    document = json.loads(out.read_bytes())
+    assert report["signals"] == _count(runtime, Signal) > 100
+    assert sum(len(lev["vroegsignalen"]) for lev in document["leveringen"]) == report["signals"]
+    assert [p.name for p in folder.iterdir()] == ["ddas.json"]
+    assert _count(runtime, DdasDelivery) == 1
