@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import signal
 import socket
 import subprocess
@@ -25,11 +24,10 @@ from outreach.models import Case, CaseSignal, DdasDelivery
 from signals.db import make_engine, unit_of_work
 from signals.enums import Role
 from signals.jobs import process_pending_batches
-from signals.models import Batch, Client, Municipality, Signal
+from signals.models import Batch, Client, Signal
 from signals.runtime import Runtime
-from signals.service import add_user
 from tests.conftest import _settings
-from tests.factories import World, csv_bytes, openssl_batch, row, synthetic_csv
+from tests.factories import World, csv_bytes, login_as, openssl_batch, row, synthetic_csv
 from tests.test_cli import _env, vs
 from webapp import create_app
 from webapp.scheduler import backoff, retrying, run_job
@@ -41,25 +39,9 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _csrf(client: Any, path: str) -> str:
-    page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
-        r'name="csrf_token" value="([^"]+)"', page
-    )
-    assert match, "no CSRF token on " + path
-    return match.group(1)
-
-
 def log_in_counsellor(client: Any, world: World, email: str = "c@example.nl") -> None:
-    """Log a new counsellor in (the one place to change when log-in changes)."""
-    with unit_of_work(world.runtime.sessions) as session:
-        municipality = session.get(Municipality, world.municipality_id)
-        password = add_user(session, email, Role.COUNSELLOR, [municipality]).password  # type: ignore[list-item]
-    token = _csrf(client, "/login")
-    response = client.post(
-        "/login", data={"email": email, "password": password, "csrf_token": token}
-    )
-    assert response.status_code == 302, response.status_code
+    """Log a new counsellor in (the project's one log-in helper, second factor included)."""
+    login_as(client, world, Role.COUNSELLOR, email)
 
 
 def _upload(client: Any, world: World, path: Path, sig: Path) -> Any:
