@@ -40,7 +40,19 @@ def create_app(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from webapp import api, auth, cbs, dashboard, db, ddas_pages, outage, outreach, portal, views
+    from webapp import (
+        admin,
+        api,
+        auth,
+        cbs,
+        dashboard,
+        db,
+        ddas_pages,
+        outage,
+        outreach,
+        portal,
+        views,
+    )
 
     db.init_app(app)
     csrf.init_app(app)
@@ -53,6 +65,7 @@ def create_app(
     app.register_blueprint(outreach.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(ddas_pages.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(cbs.bp)
