@@ -134,7 +134,7 @@ _valid_bsn = (
 
 def _field(name: str, value: str) -> tuple[Any, set[str]]:
     """Validate one value in an otherwise valid row: its converted value and its codes."""
-    _data, errors = validate({**row(), name: value})
+    data, errors = validate({**row(), name: value})
     return data.get(name), {code.value for field, code in errors if field == name}
 
 
