@@ -41,6 +41,7 @@ def create_app(
     )
 
     from webapp import (
+        access,
         admin,
         api,
         auth,
@@ -51,10 +52,13 @@ def create_app(
         outage,
         outreach,
         portal,
+        security,
         views,
     )
 
     db.init_app(app)
+    access.init_app(app)  # before CSRF: who may not use an endpoint learns nothing more
+    security.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
     api.init_app(app)
@@ -82,18 +86,6 @@ def create_app(
     def _local(moment: dt.datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:
         """A stored UTC timestamp as Dutch users read it: Europe/Amsterdam time."""
         return moment.astimezone(NL).strftime(fmt) if moment else "—"
-
-    @app.after_request
-    def _headers(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-        )
-        return response
 
     return app
 

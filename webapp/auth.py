@@ -155,7 +155,12 @@ def _end_idle_session() -> Any:
 
 
 def roles_required(*roles: Role) -> Callable[[F], F]:
-    """Only these roles may use the view; others get 403, anonymous users the log-in page."""
+    """Only these roles may use the view; others get 403, anonymous users the log-in page.
+
+    The matrix in ``webapp.access`` is what decides, before any view runs; this repeats the
+    view's cell where the reader sees it (a second check costs nothing) and records it as
+    ``required_roles``, so a test can hold the two equal.
+    """
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
@@ -166,6 +171,7 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapped.required_roles = frozenset(roles)  # type: ignore[attr-defined]
         return wrapped  # type: ignore[return-value]
 
     return decorator
