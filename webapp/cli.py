@@ -751,6 +751,8 @@ def backup(out: Path, as_json: bool) -> None:
     except BackupRefused as exc:
         raise _fail(str(exc)) from None
     _emit(as_json, made.as_dict(), f"wrote {out}: {made.bytes} bytes, sha256 {made.sha256}")
+
+
 # -- the audit trail ---------------------------------------------------------------------------
 @main.group("audit")
 def audit_group() -> None:
@@ -884,8 +886,6 @@ def avg_wissen(bsn: str, gemeente: str, reden: str, as_json: bool) -> None:
         {"erased": True, **data},
         f"erased: {data['signals']} signals, {data['cases']} cases, {data['clients']} clients",
     )
-
-
 
 
 # -- partner keys and tokens (docs/operations.md) ------------------------------------------------
