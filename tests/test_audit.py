@@ -159,7 +159,15 @@ def test_the_cli_lists_the_trail_and_management_is_audited(world: World, tmp_pat
         vs(world.runtime, "partner", "rotate-token", "--partner", world.partner_id, "--json").stdout
     )["token"]
     assert token.startswith("vs_")
+    user = json.loads(
+        vs(world.runtime, "user", "add", "--email", "nieuw@utrecht.example", "--role", "admin",
+           "--gemeente", "0344", "--json").stdout
+    )  # fmt: skip
     listed = json.loads(vs(world.runtime, "audit", "list", "--json").stdout)
+    (added_user,) = [e for e in listed["events"] if e["action"] == "beheer.gebruiker.aangemaakt"]
+    assert added_user["detail"] == {"gebruiker_id": user["id"], "rol": "admin"}
+    assert added_user["actor"].startswith("cli")
+    assert user["password"] not in json.dumps(listed)
     actions = [e["action"] for e in listed["events"]]
     assert listed["count"] == len(listed["events"])
     assert {"sleutel.aangemaakt", "sleutel.ingetrokken", "partner.token.vervangen"} <= set(actions)
