@@ -239,16 +239,18 @@ def purge_expired(runtime: Runtime) -> dict[str, int]:
         ids = list(session.scalars(select(Municipality.id).order_by(Municipality.id)))
     totals = retention.Purged()
     for municipality_id in ids:
+        done = retention.Purged()
         while True:
             with unit_of_work(runtime.sessions) as session:
                 purged = retention.purge_municipality(
                     session, runtime.settings, municipality_id, today
                 )
-            totals.add(purged)
+            done.add(purged)
             if not (purged.cases or purged.signals):
                 break
-        if purged:
-            log.info("municipality %s: retention purge %s", municipality_id, purged.as_dict())
+        if done:
+            log.info("municipality %s: retention purge %s", municipality_id, done.as_dict())
+        totals.add(done)
     return totals.as_dict()
 
 

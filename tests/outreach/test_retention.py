@@ -235,3 +235,32 @@ def test_attempts_and_open_work_of_a_kept_case_are_untouched(world: World) -> No
             session.scalar(select(func.count(Task.id))),
         )
     assert before == after and refs(world.runtime) == {"OPEN"}
+
+
+def test_the_pre_counted_statistics_follow_a_purge(world: World) -> None:
+    """Deleted rows leave the figures of their months; the marks make the dashboard count
+    those months directly until ``count_statistics`` has recounted them."""
+    from outreach.jobs import count_statistics
+    from outreach.statistics import compute
+    from tests.outreach.test_statistics import _tables
+
+    runtime = world.runtime
+    world.ingest(
+        [signal_row("GONE-1", 1, months_ago(8)), signal_row("KEPT-1", 2, months_ago(8))], "s.p7m"
+    )
+    match(runtime)
+    close_as(runtime, "GONE-1", CaseResult.GEEN_CONTACT, months_ago(7))
+    count_statistics(runtime)
+    period = (months_ago(12), TODAY)
+
+    def figures(stored: bool) -> Any:
+        with unit_of_work(runtime.readers) as session:
+            return _tables(compute(session, [world.municipality_id], *period, {}, stored=stored))
+
+    before = figures(True)
+    assert before == figures(False)
+    assert purge_expired(runtime)["signals"] == 1
+    after = figures(True)
+    assert after == figures(False) and after != before
+    assert count_statistics(runtime)["maanden"] >= 1
+    assert figures(True) == after
