@@ -79,6 +79,15 @@ def _case(case_id: int) -> Case:
     return case
 
 
+@bp.before_request
+def _own_cases_only() -> None:
+    """Any ``/cases/<id>`` URL: a case of another municipality, or none, is a 404 before a
+    form is read (a refused form would otherwise answer 400 for any id)."""
+    case_id = (request.view_args or {}).get("case_id")
+    if case_id is not None:
+        _case(case_id)
+
+
 def _audit_view(record: Case, action: str, **detail: Any) -> None:
     """Record that the user is shown the case's personal data, committed before it is shown
     (a unit of work of its own: the page itself only reads)."""
