@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
@@ -26,6 +26,7 @@ from outreach.letters import MESSAGE_CONTEXT
 from outreach.models import Case, CaseSignal
 from outreach.retention import Purged, delete_cases_and_signals
 from outreach.service import NOTE_CONTEXT
+from scoring.models import OutcomeEvent
 from signals import audit
 from signals.crypto import DataProtector
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
@@ -231,6 +232,13 @@ def erase(
             continue
         session.delete(client)
         out.clients += 1
+    # Live labels of the household (a keyed hash and a date) go with the person too.
+    session.execute(
+        delete(OutcomeEvent).where(
+            OutcomeEvent.municipality_id == municipality.id,
+            OutcomeEvent.household_key == bsn_hash,
+        )
+    )
     session.flush()
     audit.record(
         session,

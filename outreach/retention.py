@@ -5,7 +5,8 @@
   (:data:`outreach.enums.HELP_ACCEPTED`) after ``retention_accepted_months``. Open cases are
   never deleted.
 * A signal that never became a case is deleted ``retention_months`` after its signal date.
-* A client (the encrypted identity) goes when none of its signals is left.
+* A client (the encrypted identity) goes when none of its signals is left, and so do the
+  risk scores of a household without any signal left.
 * The encrypted file of a finished batch goes after ``retention_months``: the batch row,
   its report and its rejections (row, field and code only) stay.
 * Before a signal is deleted, a :class:`~signals.models.RetainedSignal` keeps its keyed
@@ -21,6 +22,7 @@ counts, never contents.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
 from dateutil.relativedelta import relativedelta
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session, selectinload
 from config import Settings
 from outreach.enums import HELP_ACCEPTED, CaseState
 from outreach.models import Case, CaseSignal
-from scoring import models as _scoring_models  # noqa: F401  (cases refer to scores: the mapper needs the table)
+from scoring.models import HouseholdScore
 from signals import audit
 from signals.enums import BatchStatus
 from signals.models import (
@@ -56,6 +58,7 @@ class Purged:
     attempts: int = 0
     messages: int = 0
     case_events: int = 0
+    scores: int = 0
     batch_files: int = 0
     retained_added: int = 0
     retained_deleted: int = 0
@@ -138,6 +141,7 @@ def delete_cases_and_signals(
         session.delete(signal)
     out.signals = len(every_signal)
     session.flush()
+    out.scores = _drop_scores(session, every_signal.values())
     if clients:
         still_used = set(
             session.scalars(select(Signal.client_id).where(Signal.client_id.in_(clients)))
@@ -149,6 +153,38 @@ def delete_cases_and_signals(
                 out.clients += 1
         session.flush()
     return out
+
+
+def _household(signal: Signal) -> tuple[int, str]:
+    return signal.municipality_id, signal.bsn_hash or signal.address_hash
+
+
+def _drop_scores(session: Session, deleted: Iterable[Signal]) -> int:
+    """The risk scores of households that no longer have any signal (a profile of a person)."""
+    dropped = 0
+    for municipality_id, key in sorted({_household(s) for s in deleted}):
+        left = session.scalar(
+            select(Signal.id)
+            .where(
+                Signal.municipality_id == municipality_id,
+                or_(
+                    Signal.bsn_hash == key,
+                    and_(Signal.bsn_hash.is_(None), Signal.address_hash == key),
+                ),
+            )
+            .limit(1)
+        )
+        if left is None:
+            dropped += (
+                session.execute(
+                    delete(HouseholdScore).where(
+                        HouseholdScore.municipality_id == municipality_id,
+                        HouseholdScore.household_key == key,
+                    )
+                ).rowcount
+                or 0
+            )
+    return dropped
 
 
 def purge_municipality(

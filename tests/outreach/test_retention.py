@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from outreach.enums import CaseResult, CaseState, ContactKind
 from outreach.jobs import match, purge_expired
 from outreach.models import Case, CaseEvent, ContactAttempt, DdasDelivery, Task
+from scoring.models import HouseholdScore, ModelVersion
 from signals import audit
 from signals.db import unit_of_work, utcnow
 from signals.models import (
@@ -118,11 +119,24 @@ def test_expired_cases_and_signals_go_on_the_boundary_day_the_rest_stays(world: 
         )  # fmt: skip
         session.execute(delete(StatisticsMark))  # counted; only new marks are left
         clients_before = session.scalar(select(func.count(Client.id)))
+        # A risk score for a household that goes and one that stays.
+        version = ModelVersion(version="t", artifact_path="-", training_data="synthetic",
+                               evaluation={}, gates_failed=[])  # fmt: skip
+        session.add(version)
+        session.flush()
+        for ref in ("GONE-1", "KEPT-1"):
+            key = session.scalars(select(Signal.bsn_hash).where(Signal.signal_ref == ref)).one()
+            session.add(
+                HouseholdScore(municipality_id=world.municipality_id, household_key=key,
+                               model_version_id=version.id, probability=0.5, band="midden",
+                               reasons=[], last_signal_id=0)
+            )  # fmt: skip
 
     totals = purge_expired(runtime)
 
     assert refs(runtime) == {"KEPT-1", "KEPT-2", "KEPT-3", "KEPT-4", "KEPT-5"}
     assert totals["cases"] == 2 and totals["signals"] == 3 and totals["clients"] == 3
+    assert totals["scores"] == 1
     assert totals["tasks"] == 2 and totals["retained_added"] == 0  # all older than the look-back
     with unit_of_work(runtime.readers) as session:
         assert session.scalar(select(func.count(Case.id)).where(Case.id.in_([gone_1, gone_2]))) == 0
@@ -130,6 +144,7 @@ def test_expired_cases_and_signals_go_on_the_boundary_day_the_rest_stays(world: 
             CaseEvent.case_id.in_([gone_1, gone_2]))) == 0  # fmt: skip
         assert session.scalar(select(func.count(Client.id))) == clients_before - 3
         assert session.scalar(select(func.count(DdasDelivery.id))) == 1  # the log stays
+        assert session.scalar(select(func.count(HouseholdScore.id))) == 1
         # The statistics of the months concerned are marked for a recount.
         marked = set(session.scalars(select(StatisticsMark.month)))
         assert {first_of_month(months_ago(8)), first_of_month(months_ago(39))} <= marked
