@@ -285,6 +285,7 @@ def events(
     *,
     since: dt.datetime | None = None,
     municipality_ids: list[int] | None = None,
+    case_id: int | None = None,
     limit: int | None = None,
     offset: int = 0,
     newest_first: bool = False,
@@ -297,6 +298,8 @@ def events(
     query = select(AuditEvent)
     if since is not None:
         query = query.where(AuditEvent.at >= since)
+    if case_id is not None:
+        query = query.where(AuditEvent.case_id == case_id)
     if municipality_ids is not None:
         query = query.where(
             AuditEvent.municipality_id.in_(municipality_ids) | AuditEvent.municipality_id.is_(None)
@@ -307,8 +310,12 @@ def events(
     return list(session.scalars(query.offset(offset)))
 
 
-def count(session: Session, municipality_ids: list[int] | None = None) -> int:
+def count(
+    session: Session, municipality_ids: list[int] | None = None, case_id: int | None = None
+) -> int:
     query = select(func.count(AuditEvent.id))
+    if case_id is not None:
+        query = query.where(AuditEvent.case_id == case_id)
     if municipality_ids is not None:
         query = query.where(
             AuditEvent.municipality_id.in_(municipality_ids) | AuditEvent.municipality_id.is_(None)

@@ -80,6 +80,9 @@ def _sqlite_begin(connection: Any) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite make the folder, turn on foreign keys and WAL."""
+    # A database error's message would otherwise quote the statement's parameters (values
+    # from a batch) into tracebacks and logs.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

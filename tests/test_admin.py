@@ -44,6 +44,10 @@ def test_an_admin_sees_their_municipality_and_the_trail_in_pages(client: Any, wo
     older = client.get("/admin/audit?pagina=2").get_data(as_text=True)
     assert "n=9" in older and "nieuwer" in older
     assert client.get("/admin/audit?pagina=x").status_code == 200
+    with unit_of_work(world.runtime.sessions) as session:
+        audit.record(session, "c@example.nl", "zaak.inzien", case_id=987654, purpose="doel X")
+    one = client.get("/admin/audit?zaak=987654").get_data(as_text=True)
+    assert "doel X" in one and "n=59" not in one and "1 gebeurtenis van" in one
 
     with world.runtime.engine.begin() as conn:
         broken = conn.execute(text("SELECT MIN(id) FROM audit_events WHERE action = 'test'"))

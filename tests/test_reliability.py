@@ -24,7 +24,7 @@ from outreach.models import Case, CaseSignal, DdasDelivery
 from signals.db import make_engine, unit_of_work
 from signals.enums import Role
 from signals.jobs import process_pending_batches
-from signals.models import Batch, Client, Signal
+from signals.models import Batch, Client, Municipality, Signal
 from signals.runtime import Runtime
 from tests.conftest import _settings
 from tests.factories import World, csv_bytes, login_as, openssl_batch, row, synthetic_csv
@@ -372,3 +372,12 @@ def test_killed_mid_export_leaves_no_file_then_completes(
     assert sum(len(lev["vroegsignalen"]) for lev in document["leveringen"]) == report["signals"]
     assert [p.name for p in folder.iterdir()] == ["ddas.json"]
     assert _count(runtime, DdasDelivery) == 1
+
+
+def test_database_errors_never_quote_submitted_values(runtime: Runtime) -> None:
+    """A failing statement's message (which reaches tracebacks and logs) hides its values."""
+    with pytest.raises(IntegrityError) as raised, unit_of_work(runtime.sessions) as session:
+        session.add(Municipality(code="0344", name="Utrecht"))
+        session.add(Municipality(code="0344", name="Geheimstad"))
+        session.flush()
+    assert "Geheimstad" not in str(raised.value) and "hidden" in str(raised.value)

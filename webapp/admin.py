@@ -107,16 +107,20 @@ def index() -> Any:
 @bp.get("/audit")
 @roles_required(Role.ADMIN)
 def audit_log() -> Any:
-    """The audit trail, newest first, in pages; and whether the whole chain is intact."""
+    """The audit trail, newest first, in pages (``?zaak=ID``: one case's events); and whether
+    the whole chain is intact."""
     session = get_session()
     mine = _municipality_ids()
     try:
         page = max(1, int(request.args.get("pagina", 1)))
     except ValueError:
         page = 1
+    case_id = request.args.get("zaak", "")
+    case = int(case_id) if case_id.isdigit() and len(case_id) < 19 else None
     rows = audit.events(
         session,
         municipality_ids=mine,
+        case_id=case,
         limit=PAGE_SIZE + 1,
         offset=(page - 1) * PAGE_SIZE,
         newest_first=True,
@@ -129,7 +133,8 @@ def audit_log() -> Any:
             events=rows[:PAGE_SIZE],
             page=page,
             more=more,
-            total=audit.count(session, mine),
+            total=audit.count(session, mine, case),
+            case=case,
             chain=audit.verify(session),
             codes=codes,
         )

@@ -758,6 +758,7 @@ def backup(out: Path, as_json: bool) -> None:
 def audit_group() -> None:
     """The audit trail: who saw or changed which case, when and why."""
 
+@click.option("--zaak", "case_id", type=int, help="only the events of this case")
 
 def _since(value: str | None) -> dt.datetime | None:
     if not value:
@@ -777,12 +778,15 @@ def _since(value: str | None) -> dt.datetime | None:
 @click.option("--since", help="ISO date or date-time (Europe/Amsterdam without a zone)")
 @click.option("--limit", type=click.IntRange(min=1), help="at most this many, the oldest first")
 @json_option
-def audit_list(since: str | None, limit: int | None, as_json: bool) -> None:
+def audit_list(since: str | None, limit: int | None, case_id: int | None, as_json: bool) -> None:
     """The audit trail, oldest first."""
     moment = _since(since)
     runtime = _runtime()
     with unit_of_work(runtime.readers) as session:
-        rows = [audit.as_dict(e) for e in audit.events(session, since=moment, limit=limit)]
+        rows = [
+            audit.as_dict(e)
+            for e in audit.events(session, since=moment, case_id=case_id, limit=limit)
+        ]
     lines = [
         f"{r['id']:>6} {r['at']} {r['actor']} {r['action']}"
         + (f" zaak {r['case_id']}" if r["case_id"] is not None else "")
