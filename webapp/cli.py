@@ -758,7 +758,6 @@ def backup(out: Path, as_json: bool) -> None:
 def audit_group() -> None:
     """The audit trail: who saw or changed which case, when and why."""
 
-@click.option("--zaak", "case_id", type=int, help="only the events of this case")
 
 def _since(value: str | None) -> dt.datetime | None:
     if not value:
@@ -777,6 +776,7 @@ def _since(value: str | None) -> dt.datetime | None:
 @audit_group.command("list", with_appcontext=False)
 @click.option("--since", help="ISO date or date-time (Europe/Amsterdam without a zone)")
 @click.option("--limit", type=click.IntRange(min=1), help="at most this many, the oldest first")
+@click.option("--zaak", "case_id", type=int, help="only the events of this case")
 @json_option
 def audit_list(since: str | None, limit: int | None, case_id: int | None, as_json: bool) -> None:
     """The audit trail, oldest first."""
