@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,37 @@ def _municipalities() -> list[Municipality]:
     )
 
 
-def _log(codes: set[str]) -> list[DdasDelivery]:
+@dataclass(frozen=True)
+class LogRow:
+    """One line of the delivery log as an admin may see it: a delivery that also held other
+    municipalities names only the admin's own and hides its counts (they include the
+    others')."""
+
+    delivery: DdasDelivery
+    gemeenten: str
+    others: int
+    signals: int | None
+    cases: int | None
+
+
+def _log(codes: set[str]) -> list[LogRow]:
     """The newest deliveries that hold one of ``codes`` (the log is small: one per period,
     download or page fetched)."""
     rows = get_session().scalars(
         select(DdasDelivery).order_by(DdasDelivery.created_at.desc(), DdasDelivery.id.desc())
     )
-    return [d for d in rows if codes & set(d.gemeenten.split(","))][:LOG_ROWS]
+    out = []
+    for d in rows:
+        held = d.gemeenten.split(",")
+        own = [c for c in held if c in codes]
+        if not own:
+            continue
+        whole = len(own) == len(held)
+        out.append(LogRow(d, ", ".join(own), len(held) - len(own),
+                          d.signals if whole else None, d.cases if whole else None))  # fmt: skip
+        if len(out) == LOG_ROWS:
+            break
+    return out
 
 
 def _page(form: DeliveryForm, municipalities: list[Municipality], **extra: Any) -> str:

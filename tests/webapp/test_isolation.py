@@ -184,3 +184,20 @@ def test_the_dashboard_of_another_municipality_or_region_is_404(two: Two) -> Non
             assert answer.status_code == 404, (path, choice)
             assert not shows_nothing_of_b(two, answer), (path, choice)
         assert analyst.get(path, query_string={"gemeente": "regio:Alleen A"}).status_code == 200
+
+
+def test_the_delivery_log_shows_a_shared_delivery_without_the_others_figures(two: Two) -> None:
+    from outreach.models import DdasDelivery
+
+    with unit_of_work(two.world.runtime.sessions) as session:
+        for codes, signals, by in (("0344,0363", 9173, "systeem"), ("0363", 4711, "b@b.example"),
+                                   ("0344", 2, "a@a.example")):  # fmt: skip
+            session.add(DdasDelivery(period_start=TODAY, period_end=TODAY, gemeenten=codes,
+                                     ddas_version="1.2", product="t", signals=signals,
+                                     cases=signals, sha256="0" * 64, by=by))  # fmt: skip
+    admin = client_of(app_for(two), two.a, Role.ADMIN)
+    answer = admin.get("/ddas")
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "a@a.example" in text and "systeem" in text
+    assert "9173" not in text and "4711" not in text and "b@b.example" not in text
+    assert "(en 1 andere)" in text and not shows_nothing_of_b(two, answer)
