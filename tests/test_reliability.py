@@ -30,7 +30,7 @@ from tests.conftest import _settings
 from tests.factories import World, csv_bytes, login_as, openssl_batch, row, synthetic_csv
 from tests.test_cli import _env, vs
 from webapp import create_app
-from webapp.scheduler import backoff, retrying, run_job
+from webapp.scheduler import JOBS, backoff, build_scheduler, retrying, run_job
 
 
 def _closed_port() -> int:
@@ -381,3 +381,13 @@ def test_database_errors_never_quote_submitted_values(runtime: Runtime) -> None:
         session.add(Municipality(code="0344", name="Geheimstad"))
         session.flush()
     assert "Geheimstad" not in str(raised.value) and "hidden" in str(raised.value)
+
+
+def test_every_scheduled_job_retries_database_outages(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    runtime = Runtime(_settings(tmp_path, url), make_engine(url))
+    scheduled = {job.id: job.func for job in build_scheduler(runtime).get_jobs()}
+    assert set(scheduled) == set(JOBS)
+    for name, function in scheduled.items():
+        assert function.__wrapped__ is JOBS[name][0], name  # retrying(name, function)
+    runtime.engine.dispose()
