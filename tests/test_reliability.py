@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from tests.conftest import _settings
 from tests.factories import World, csv_bytes, login_as, openssl_batch, row, synthetic_csv
 from tests.test_cli import _env, vs
 from webapp import create_app
+from webapp.outage import is_outage
 from webapp.scheduler import JOBS, backoff, build_scheduler, retrying, run_job
 
 
@@ -391,3 +393,14 @@ def test_every_scheduled_job_retries_database_outages(tmp_path: Path) -> None:
     for name, function in scheduled.items():
         assert function.__wrapped__ is JOBS[name][0], name  # retrying(name, function)
     runtime.engine.dispose()
+
+
+def test_sqlite_lock_is_an_outage_but_a_wrong_statement_is_not() -> None:
+    def wrapped(message: str) -> OperationalError:
+        return OperationalError("SELECT 1", {}, sqlite3.OperationalError(message))
+
+    assert is_outage(wrapped("database is locked"))
+    assert is_outage(wrapped("unable to open database file"))
+    assert not is_outage(wrapped("no such table: signals"))
+    assert is_outage(OperationalError("SELECT 1", {}, Exception("connection refused")))
+    assert not is_outage(IntegrityError("INSERT", {}, Exception()))
