@@ -65,6 +65,14 @@ class Table:
     #: Whether the rows split one whole (a distribution), so that a hidden cell could be
     #: worked out from the others and the total: then a second cell is hidden as well.
     partition: bool = True
+    #: Or which groups of rows each split a whole shown elsewhere (row indexes); overrides
+    #: ``partition``.
+    partitions: tuple[tuple[int, ...], ...] | None = None
+
+    def groups(self) -> list[tuple[int, ...]]:
+        if self.partitions is not None:
+            return list(self.partitions)
+        return [tuple(range(len(self.rows)))] if self.partition else []
 
 
 @dataclass
@@ -515,6 +523,8 @@ def compute(
                 ["jongeren 18-27", young, share(young, total)],
                 ["in een zaak opgenomen", in_case, share(in_case, total)],
             ],
+            # The partner rows split the total.
+            partitions=(tuple(range(1, 1 + sum(1 for p in PartnerType if by_partner[p]))),),
             note=(
                 f"Signalen per 1.000 inwoners per maand: {per_1000} "
                 f"(landelijk {NATIONAL_SIGNALS_PER_1000_MONTH} in 2024)."
@@ -617,7 +627,9 @@ def compute(
             "inwonercheck staat iemand jonger dan 18 op het adres ingeschreven (BRP).",
             count_columns=(1, 2, 3),
             share_columns=(4, 5),
-            partition=False,
+            # With, without and not known split all cases ("alle zaken"); young people do not
+            # split anything shown.
+            partitions=((2, 3, 4),),
         )
     )
 
@@ -765,7 +777,8 @@ def compute(
             "maand (2024). Norm eerste poging: 14 dagen.",
             count_columns=(1, 3, 4),
             share_columns=(2, 5, 6, 7),
-            partition=False,
+            # Each month's count is part of the period's total shown above.
+            partition=True,
         )
     )
     return out
@@ -781,7 +794,12 @@ def shown(table: Table) -> list[list[str]]:
     rows = [list(map(str, r)) for r in table.rows]
     for column in table.count_columns:
         values = [r[column] if isinstance(r[column], int) else None for r in table.rows]
-        for row, cell in zip(rows, suppress(values, table.partition), strict=True):
+        cells = suppress(values, partition=False)
+        for group in table.groups():  # each distribution: no hidden cell from its total
+            for i, cell in zip(group, suppress([values[i] for i in group]), strict=True):
+                if cell == SECONDARY:
+                    cells[i] = cell
+        for row, cell in zip(rows, cells, strict=True):
             if cell != "—":
                 row[column] = cell
     for row in rows:

@@ -15,7 +15,7 @@ from outreach.jobs import check_residents, count_statistics, match, plan
 from outreach.models import Case, StatisticsCount
 from outreach.residents import import_extract
 from outreach.service import close, record_attempt
-from outreach.statistics import SECONDARY, compute, shown, suppress
+from outreach.statistics import SECONDARY, Table, compute, shown, suppress
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.models import Municipality, Signal, StatisticsMark, User
@@ -34,6 +34,21 @@ def test_small_counts_are_hidden_and_cannot_be_recovered_from_the_total() -> Non
     # One small cell alone: the next smallest is hidden too, or 12 - 9 - ... would show it.
     assert suppress([20, 9, 8, 3]) == ["20", "9", SECONDARY, "<5"]
     assert suppress([None, 5]) == ["—", "5"]
+
+
+def test_the_second_hidden_cell_is_taken_from_the_same_distribution() -> None:
+    # 26 + 4 = 30 signals: with Energie hidden, Huur must go too, not the smaller "young" row.
+    table = Table(
+        "signalen", "Signalen", ["", "aantal", "aandeel"],
+        [["signalen", 30, ""], ["partner: Huur", 26, ""], ["partner: Energie", 4, ""],
+         ["jongeren 18-27", 6, ""]],
+        partitions=((1, 2),),
+    )  # fmt: skip
+    assert [r[1] for r in shown(table)] == ["30", SECONDARY, "<5", "6"]
+    # Months split the period: one small month would follow from the total.
+    months = Table("per_maand", "Per maand", ["maand", "signalen", "x"],
+                   [["2026-01", 40, ""], ["2026-02", 3, ""], ["2026-03", 9, ""]])  # fmt: skip
+    assert [r[1] for r in shown(months)] == ["40", "<5", SECONDARY]
 
 
 def _data(world: World, extract: bytes | None = None) -> None:
