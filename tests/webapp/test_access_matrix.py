@@ -160,6 +160,8 @@ def test_the_matrix_keeps_personal_data_to_counsellors_and_admins() -> None:
             assert endpoint.startswith("portal.") or cell == EVERY_ROLE, endpoint
         if endpoint.startswith(("dashboard.", "ddas_pages.", "outreach.", "portal.")):
             assert isinstance(cell, frozenset), f"{endpoint} must not be public"
+        if endpoint.startswith("admin."):
+            assert cell == {Role.ADMIN}, endpoint
     assert MATRIX["outreach.case"] == {Role.COUNSELLOR}
     assert MATRIX["dashboard.dashboard"] == {Role.ANALYST, Role.ADMIN}
     assert MATRIX["ddas_pages.download"] == {Role.ADMIN}
