@@ -21,7 +21,9 @@ from signals.runtime import Runtime
 from tests.factories import World, csrf_token, login_as, pem_public, row
 from tests.test_cli import vs
 
-PERSONAL = ["111222333", "Vries", "Oudegracht", "3511", "1990-04-12", "1450"]
+# Whole values, not fragments: "3511" or "1450" turn up by chance inside hashes and times.
+PERSONAL = ["111222333", "Vries", "Oudegracht", "3511AB", "3511 AB", "3511 ab", "1990-04-12",
+            "1450,75", "1450.75"]  # fmt: skip
 
 
 def _one_case(world: World) -> int:
@@ -140,7 +142,9 @@ def test_viewing_a_case_and_downloading_a_letter_are_audited_without_personal_da
     assert download and download[0]["case_id"] == case_id and download[0]["detail"]["soort"]
     assert any(e["action"] == "zaak.poging" for e in events)  # the change, once
     assert len([e for e in events if e["action"] == "zaak.inzien"]) == 2
-    stored = json.dumps(events, ensure_ascii=False)
+    hashes = ("hash", "prev_hash", "subject")
+    stored = json.dumps([{k: v for k, v in e.items() if k not in hashes} for e in events],
+                        ensure_ascii=False)  # fmt: skip
     for value in PERSONAL:
         assert value not in stored, value
 
