@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     #: accepted help after their own term.
     retention_months: int = Field(default=6, ge=1)
     retention_accepted_months: int = Field(default=36, ge=1)
+    #: When (Europe/Amsterdam) the daily retention job runs.
+    retention_time: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: Resident check through the Haal Centraal BRP API Personen (else an imported extract).
     brp_api_url: str | None = None
     brp_api_key: str | None = None

@@ -335,6 +335,22 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
         "count_statistics": {"gemeenten": 0, "maanden": 0},
         "send_reminders": 0,
         "deliver_ddas": None,
+        "purge_expired": dict.fromkeys(
+            [
+                "cases",
+                "signals",
+                "clients",
+                "tasks",
+                "attempts",
+                "messages",
+                "case_events",
+                "scores",
+                "batch_files",
+                "retained_added",
+                "retained_deleted",
+            ],
+            0,
+        ),
     }
     result = vs(runtime, "jobs", "run", "nope", check=False)
     assert result.returncode != 0 and "unknown job" in result.stderr

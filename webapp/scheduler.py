@@ -39,6 +39,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "count_statistics": (outreach_jobs.count_statistics, "matching_poll_seconds"),
     "send_reminders": (outreach_jobs.send_reminders, "reminder_time"),
     "deliver_ddas": (ddas.deliver_periodically, "ddas_delivery_time"),
+    "purge_expired": (outreach_jobs.purge_expired, "retention_time"),
 }
 
 
