@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10 per minute"
     rate_limit_token: str = "20 per minute"  # noqa: S105 - a rate, not a secret
     rate_limit_upload: str = "60 per minute"
+    #: Where the rate limits count: "memory://" counts per process; several web workers
+    #: share counts through e.g. "redis://host:6379" (limits' storage URI notation).
+    rate_limit_storage_uri: str = "memory://"
+    #: Always send the session cookie with Secure (it is Secure anyway over TLS).
+    session_cookie_secure: bool = False
+    #: Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
+    #: (0: none, the default; 1 behind one nginx). Needed for HSTS, Secure cookies and per-
+    #: client rate limits behind a proxy.
+    proxy_count: int = Field(default=0, ge=0, le=5)
     #: Roles that must log in with a second factor (TOTP).
     totp_roles: list[str] = Field(default_factory=lambda: ["admin", "counsellor"])
     #: Retention (DOMAIN.md): signals and cases without accepted help are deleted this many

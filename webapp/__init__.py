@@ -31,11 +31,18 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_batch_bytes + 64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage_uri,
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
     )
     app.config.update(config)
     app.extensions["vroegsignaal"] = runtime
+    if settings.proxy_count:  # trust exactly this many proxies' forwarded headers
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

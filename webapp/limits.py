@@ -3,9 +3,9 @@
 Limits count per client address and come from the settings (``rate_limit_login``,
 ``_token``, ``_upload``, in Flask-Limiter's notation such as "10 per minute"). Every app gets
 a limiter of its own, counting in memory by default: right for one web process. With several
-workers or machines the counts must be shared, or each counts alone; pass a storage URI, e.g.
-``create_app(RATELIMIT_STORAGE_URI="redis://localhost:6379")`` in the WSGI entry point
-(docs/operations.md). An exceeded limit answers 429 with ``Retry-After``: a problem document
+workers or machines the counts must be shared, or each counts alone: set a storage URI, e.g.
+``VROEGSIGNAAL_RATE_LIMIT_STORAGE_URI=redis://localhost:6379`` (docs/operations.md).
+An exceeded limit answers 429 with ``Retry-After``: a problem document
 under ``/api/`` and ``/gegevens``, a Dutch page elsewhere.
 
 The per-account lock-out after repeated wrong passwords or codes lives with the user

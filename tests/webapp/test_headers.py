@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from signals.enums import Role
+from signals.runtime import Runtime
 from tests import factories
 from tests.webapp.conftest import ROLES, Two, log_in
 from tests.webapp.test_access_matrix import ANONYMOUS, app_with_cbs, methods_of, url_of
@@ -151,6 +152,32 @@ def test_hsts_only_over_tls_and_no_proxy_header_is_trusted(client: Any) -> None:
     # There is no proxy in front that the app trusts: a forwarded scheme changes nothing.
     spoofed = client.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Strict-Transport-Security" not in spoofed.headers
+
+
+def test_behind_a_configured_proxy_its_scheme_and_client_address_count(runtime: Runtime) -> None:
+    """With ``proxy_count = 1`` (one nginx in front) the forwarded scheme makes HSTS and the
+    Secure cookie, and the rate limits count per client, not per proxy."""
+    from webapp import create_app
+
+    settings = runtime.settings.model_copy(
+        update={"proxy_count": 1, "rate_limit_login": "2 per minute"}
+    )
+    proxied = Runtime(settings, runtime.engine)
+    client = create_app(runtime=proxied, TESTING=True).test_client()
+    forwarded = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert forwarded.headers["Strict-Transport-Security"].startswith("max-age=")
+    session = [c for c in forwarded.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    assert session and "; Secure" in session[0]
+    # (CSRF off here: the limit is what is tested, and it counts before any form is read.)
+    app = create_app(runtime=proxied, TESTING=True, WTF_CSRF_ENABLED=False)
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    client = app.test_client()
+
+    def attempt(address: str) -> int:
+        return client.post("/login", data={}, headers={"X-Forwarded-For": address}).status_code
+
+    assert [attempt("192.0.2.1") for _ in range(3)][-1] == 429  # one client over its limit
+    assert attempt("192.0.2.2") != 429  # another client behind the same proxy is not
 
 
 def test_static_files_have_the_headers_and_may_be_cached(client: Any) -> None:
