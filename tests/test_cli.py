@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import shutil
@@ -387,3 +388,25 @@ def test_model_retrain_waits_for_local_outcomes(runtime: Runtime, world: World) 
     assert out["reason"].startswith("not enough local outcomes yet")
     missing = vs(runtime, "model", "retrain", "--gemeente", "9999", check=False)
     assert missing.returncode != 0 and "9999" in missing.stderr
+
+
+def test_user_reset_totp_after_a_lost_phone(runtime: Runtime, world: World) -> None:
+    from signals.models import User
+    from signals.totp import secret_of
+
+    added = json.loads(vs(runtime, "user", "add", "--email", "kwijt@example.nl", "--role",
+                          "counsellor", "--gemeente", "0344", "--json").stdout)  # fmt: skip
+    with unit_of_work(runtime.sessions) as session:
+        user = session.scalars(select(User).where(User.email == "kwijt@example.nl")).one()
+        user.totp_enrolled_at = dt.datetime.now(dt.UTC)  # enrolled, with recovery codes
+        user.recovery_codes = ["$argon2id$placeholder"]
+    reset = json.loads(vs(runtime, "user", "reset-totp", "--email", "kwijt@example.nl",
+                          "--json").stdout)  # fmt: skip
+    assert reset["totp_secret"] != added["totp_secret"]
+    assert reset["totp_uri"].startswith("otpauth://totp/")
+    with unit_of_work(runtime.readers) as session:
+        user = session.scalars(select(User).where(User.email == "kwijt@example.nl")).one()
+        assert secret_of(user, runtime.protector) == reset["totp_secret"]
+        assert user.totp_enrolled_at is None and user.recovery_codes == []  # enrol again
+    unknown = vs(runtime, "user", "reset-totp", "--email", "niemand@example.nl", check=False)
+    assert unknown.returncode != 0 and "no user" in unknown.stderr

@@ -405,6 +405,27 @@ def user_add(
     _emit(as_json, data, text)
 
 
+@user_group.command("reset-totp", with_appcontext=False)
+@click.option("--email", required=True)
+@json_option
+def user_reset_totp(email: str, as_json: bool) -> None:
+    """A lost phone: a new second-factor secret, enrolled again at the next log-in; the old
+    secret and the recovery codes stop working (audited)."""
+    from signals.models import User
+    from signals.totp import new_secret, provisioning_uri
+
+    runtime = _runtime()
+    with unit_of_work(runtime.sessions) as session:
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise _fail("no user with this e-mail address")
+        secret = new_secret(user, runtime.protector)
+        data = {"email": user.email, "totp_secret": secret,
+                "totp_uri": provisioning_uri(user, secret)}  # fmt: skip
+    _emit(as_json, data, f"second factor of {data['email']} reset; new secret: "
+          f"{data['totp_secret']}\n{data['totp_uri']}")  # fmt: skip
+
+
 @main.command("pack", with_appcontext=False)
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
