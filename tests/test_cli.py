@@ -365,7 +365,13 @@ def test_scheduler_runs_jobs_and_stops(runtime: Runtime, world: World, stop: int
     for file in (path, sig):
         shutil.move(file, inbox / file.name)
     process = subprocess.Popen(
-        [VS, "scheduler"], env=_env(runtime), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [VS, "scheduler"],
+        env=_env(runtime),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # Started the way a non-interactive shell starts a background job: SIGINT ignored.
+        # The scheduler must still stop on it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     report = inbox / "done" / "juni.csv.p7m.report.json"
     try:

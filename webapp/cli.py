@@ -159,8 +159,11 @@ def scheduler() -> None:
 
     logging.getLogger().setLevel(logging.INFO)
     runtime = _runtime()
-    # SIGTERM (systemd, docker stop) ends the scheduler as cleanly as Ctrl+C does.
+    # SIGTERM (systemd, docker stop) ends the scheduler as cleanly as Ctrl+C does. SIGINT is
+    # set explicitly: a process started in the background by a non-interactive shell
+    # inherits it ignored, and Python then installs no KeyboardInterrupt handler.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     click.echo("scheduler started; Ctrl+C stops it", err=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         build_scheduler(runtime).start()
