@@ -21,7 +21,6 @@ must do.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import json
 import os
@@ -29,31 +28,27 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scratch import PUBLIC_KEY, processed_batch, scratch_runtime
 from sqlalchemy import func, select, text
 
-from config import Settings
 from outreach.enums import CaseResult, CaseState, ContactKind, Dagdeel
 from outreach.models import Case, CaseSignal, ContactAttempt
 from outreach.statistics import compute, refresh
-from signals.db import make_engine, unit_of_work
+from signals.db import unit_of_work
 from signals.enums import (
-    BatchSource,
-    BatchStatus,
     PartnerType,
     Role,
     SignalStatus,
     WindowFlag,
 )
-from signals.models import Batch, Client, Signal, StatisticsMark
+from signals.models import Client, Signal, StatisticsMark
 from signals.runtime import Runtime
 from signals.service import add_municipality, add_partner, add_user
-from webapp.cli import upgrade_database
 
 PARTNERS = [PartnerType.HUUR, PartnerType.ENERGIE, PartnerType.WATER, PartnerType.ZORG]
 KINDS = [ContactKind.BRIEF, ContactKind.TELEFOON, ContactKind.HUISBEZOEK, ContactKind.SMS]
@@ -64,10 +59,6 @@ RESULTS = [
     CaseResult.REGELT_ZELF,
 ]
 BANDS = ["18-27", "28-44", "45-64", "65+"]
-PUBLIC_KEY = (
-    b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
-    b"-----END PUBLIC KEY-----\n"
-)
 
 
 def populate(runtime: Runtime, n: int, municipalities: int, year: int) -> list[int]:
@@ -79,16 +70,7 @@ def populate(runtime: Runtime, n: int, municipalities: int, year: int) -> list[i
         ]
         partner = add_partner(session, "Bench", PartnerType.HUUR, places, PUBLIC_KEY).partner
         user = add_user(session, "bench@example.nl", Role.COUNSELLOR, places).user
-        batch = Batch(
-            partner_id=partner.id,
-            municipality_id=places[0].id,
-            source=BatchSource.CLI,
-            status=BatchStatus.PROCESSED,
-            ciphertext_sha256="0" * 64,
-            size_bytes=0,
-        )
-        session.add(batch)
-        session.flush()
+        batch = processed_batch(session, partner.id, places[0].id)
         ids = [m.id for m in places]
         partner_id, batch_id, user_id = partner.id, batch.id, user.id
     large = n // 10
@@ -175,18 +157,8 @@ def main() -> None:
     parser.add_argument("--municipalities", type=int, default=10)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    folder = tempfile.TemporaryDirectory(prefix="vs-bench-dashboard-")
-    url = args.database_url or f"sqlite:///{folder.name}/dashboard.db"
-    settings = Settings(
-        secret_key=base64.b64encode(os.urandom(24)).decode(),
-        data_key=base64.b64encode(os.urandom(32)).decode(),
-        database_url=url,
-        inbox_dir=f"{folder.name}/inbox",
-        models_dir=f"{folder.name}/models",
-    )  # type: ignore[call-arg]
-    engine = make_engine(url)
-    upgrade_database(engine)
-    runtime = Runtime(settings, engine)
+    runtime, folder = scratch_runtime("dashboard", args.database_url)
+    engine = runtime.engine
     year = dt.date.today().year - 1
     started = time.perf_counter()
     ids = populate(runtime, args.signals, args.municipalities, year)

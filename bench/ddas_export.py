@@ -19,29 +19,25 @@ memory, the plain way of building it (it grows with N; the export's should not).
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import json
 import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scratch import PUBLIC_KEY, processed_batch, scratch_runtime
 from sqlalchemy import select
 
-from config import Settings
 from outreach.ddas import export
 from outreach.enums import CaseState, ContactKind, Dagdeel
 from outreach.models import Case, CaseSignal, ContactAttempt
-from signals.db import make_engine, unit_of_work
+from signals.db import unit_of_work
 from signals.enums import (
-    BatchSource,
-    BatchStatus,
     Gender,
     PartnerType,
     Role,
@@ -49,17 +45,12 @@ from signals.enums import (
     WindowFlag,
 )
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
-from signals.models import Batch, Client, Municipality, Signal
+from signals.models import Client, Municipality, Signal
 from signals.runtime import Runtime
 from signals.service import add_municipality, add_partner, add_user
 from signals.synthetic import make_bsn
-from webapp.cli import upgrade_database
 
 PARTNERS = [PartnerType.HUUR, PartnerType.ENERGIE, PartnerType.WATER, PartnerType.ZORG]
-PUBLIC_KEY = (
-    b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
-    b"-----END PUBLIC KEY-----\n"
-)
 
 
 def _status_kib(field: str) -> int:
@@ -86,16 +77,7 @@ def populate(runtime: Runtime, n: int, year: int) -> int:
             session, "Bench", PartnerType.HUUR, [municipality], PUBLIC_KEY
         ).partner
         user = add_user(session, "bench@example.nl", Role.COUNSELLOR, [municipality]).user
-        batch = Batch(
-            partner_id=partner.id,
-            municipality_id=municipality.id,
-            source=BatchSource.CLI,
-            status=BatchStatus.PROCESSED,
-            ciphertext_sha256="0" * 64,
-            size_bytes=0,
-        )
-        session.add(batch)
-        session.flush()
+        batch = processed_batch(session, partner.id, municipality.id)
         ids = (municipality.id, partner.id, batch.id, user.id)
     municipality_id, partner_id, batch_id, user_id = ids
     chunk = 5_000
@@ -190,19 +172,10 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--baseline", action="store_true", help="also the in-memory baseline")
     args = parser.parse_args()
-    folder = tempfile.TemporaryDirectory(prefix="vs-bench-ddas-")
-    url = args.database_url or f"sqlite:///{folder.name}/ddas.db"
-    settings = Settings(
-        secret_key=base64.b64encode(os.urandom(24)).decode(),
-        data_key=base64.b64encode(os.urandom(32)).decode(),
-        database_url=url,
-        inbox_dir=f"{folder.name}/inbox",
-        models_dir=f"{folder.name}/models",
-        ddas_contact_email="vroegsignalering@utrecht.example",
-    )  # type: ignore[call-arg]
-    engine = make_engine(url)
-    upgrade_database(engine)
-    runtime = Runtime(settings, engine)
+    runtime, folder = scratch_runtime(
+        "ddas", args.database_url, ddas_contact_email="vroegsignalering@utrecht.example"
+    )
+    settings, engine = runtime.settings, runtime.engine
     year = dt.date.today().year - 1
     started = time.perf_counter()
     municipality_id = populate(runtime, args.signals, year)

@@ -18,7 +18,6 @@ ordering by priority, filters, next due date, signals or rendering.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import json
 import os
@@ -27,7 +26,6 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,25 +33,22 @@ import pyotp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scratch import PUBLIC_KEY, processed_batch, scratch_runtime
 from sqlalchemy import select, text
 
-from config import Settings
 from outreach.enums import CaseState, ContactKind
 from outreach.models import Case, CaseSignal, Task
-from signals.db import make_engine, unit_of_work
+from signals.db import unit_of_work
 from signals.enums import (
-    BatchSource,
-    BatchStatus,
     PartnerType,
     Role,
     SignalStatus,
     WindowFlag,
 )
-from signals.models import Batch, Client, Signal
+from signals.models import Client, Signal
 from signals.runtime import Runtime
 from signals.service import add_municipality, add_partner, add_user
 from webapp import create_app
-from webapp.cli import upgrade_database
 
 TARGET_MS = 150.0
 PARTNERS = [PartnerType.HUUR, PartnerType.ENERGIE, PartnerType.WATER, PartnerType.ZORG]
@@ -65,10 +60,6 @@ VARIANTS = {
     "filter: unassigned": "/queue?toegewezen=niemand",
     "page 100": "/queue?pagina=100",
 }
-PARTNER_PUBLIC_KEY = (
-    b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
-    b"-----END PUBLIC KEY-----\n"
-)
 
 
 def populate(runtime: Runtime, n: int) -> tuple[str, str, str | None]:
@@ -77,23 +68,14 @@ def populate(runtime: Runtime, n: int) -> tuple[str, str, str | None]:
     with unit_of_work(runtime.sessions) as session:
         municipality = add_municipality(session, "0344", "Utrecht")
         partner = add_partner(
-            session, "Woonstichting Bench", PartnerType.HUUR, [municipality], PARTNER_PUBLIC_KEY
+            session, "Woonstichting Bench", PartnerType.HUUR, [municipality], PUBLIC_KEY
         ).partner
         user = add_user(
             session, "bench@example.nl", Role.COUNSELLOR, [municipality],
             protector=runtime.protector, totp_roles=runtime.settings.totp_roles,
         )  # fmt: skip
         password, totp_secret = user.password, user.totp_secret
-        batch = Batch(
-            partner_id=partner.id,
-            municipality_id=municipality.id,
-            source=BatchSource.CLI,
-            status=BatchStatus.PROCESSED,
-            ciphertext_sha256="0" * 64,
-            size_bytes=0,
-        )
-        session.add(batch)
-        session.flush()
+        batch = processed_batch(session, partner.id, municipality.id)
         ids = (municipality.id, partner.id, batch.id)
     municipality_id, partner_id, batch_id = ids
     blob = b"\x00" * 60  # stands in for the encrypted identity and contact
@@ -204,18 +186,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=200_000)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    folder = tempfile.TemporaryDirectory(prefix="vs-bench-queue-")
-    url = args.database_url or f"sqlite:///{folder.name}/queue.db"
-    settings = Settings(
-        secret_key=base64.b64encode(os.urandom(24)).decode(),
-        data_key=base64.b64encode(os.urandom(32)).decode(),
-        database_url=url,
-        inbox_dir=f"{folder.name}/inbox",
-        models_dir=f"{folder.name}/models",
-    )  # type: ignore[call-arg]
-    engine = make_engine(url)
-    upgrade_database(engine)
-    runtime = Runtime(settings, engine)
+    runtime, folder = scratch_runtime("queue", args.database_url)
+    engine = runtime.engine
     started = time.perf_counter()
     email, password, totp_secret = populate(runtime, args.cases)
     setup_s = time.perf_counter() - started
