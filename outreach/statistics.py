@@ -27,7 +27,6 @@ dashboard always equals a direct count, quickly.
 from __future__ import annotations
 
 import datetime as dt
-import statistics as stats
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -418,11 +417,10 @@ def count_months(
                 direct.append(municipality_id)
         for (_, m), counts in count_direct(session, direct, *piece).items():
             out[m].update(counts)
-    pairs = [(m, ids) for m, ids in from_store.items()]
-    if pairs:
-        months = [m for m, _ in pairs]
-        ids = sorted({i for _, group in pairs for i in group})
-        wanted = set((i, m) for m, group in pairs for i in group)
+    if from_store:
+        months = list(from_store)
+        wanted = {(i, m) for m, group in from_store.items() for i in group}
+        ids = sorted({i for i, _ in wanted})
         for mid, month, figure, key, n in session.execute(
             select(
                 StatisticsCount.municipality_id,
@@ -446,21 +444,19 @@ def _days(counts: Counts, figure: str) -> list[tuple[int, int]]:
 
 
 def _median_of(histogram: list[tuple[int, int]]) -> str:
+    """The median of a sorted histogram of (value, count), or "—" below the small count."""
     total = sum(n for _, n in histogram)
     if total < SMALL:
         return "—"
-    values = [d for d, n in histogram for _ in range(n)] if total < 10_000 else None
-    if values is not None:
-        return f"{stats.median(values):.0f}"
-    # large: the middle value(s) from the cumulative counts
-    middle, seen, low = (total - 1) // 2, 0, None
+    # The middle value(s) from the cumulative counts: positions (total - 1) // 2 and total // 2.
+    seen, low = 0, None
     for day, n in histogram:
-        if low is None and seen + n > middle:
+        if low is None and seen + n > (total - 1) // 2:
             low = day
         if seen + n > total // 2:
             return f"{(low + day) / 2:.0f}"
         seen += n
-    return "—"
+    raise AssertionError("unreachable: the counts add up to total")
 
 
 def _per_case(part: int, cases: int) -> str:
@@ -782,10 +778,6 @@ def compute(
         )
     )
     return out
-
-
-def _median(values: list[int]) -> str:
-    return f"{stats.median(values):.0f}" if len(values) >= SMALL else "—"
 
 
 def shown(table: Table) -> list[list[str]]:

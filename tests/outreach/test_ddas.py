@@ -21,9 +21,8 @@ from signals.enums import Role
 from signals.models import Municipality, Signal, User
 from signals.rules import NL
 from signals.runtime import Runtime
-from signals.service import add_user
 from tests.conftest import SHARED
-from tests.factories import World, row
+from tests.factories import World, add_staff, row
 
 DDAS = SHARED / "reference/ddas/vroegsignalering/v1.2"
 EXAMPLES = ("enkelvoudigVoorbeeld.json", "meervoudigVoorbeeld.json", "uitgebreidVoorbeeld.json")
@@ -105,10 +104,9 @@ def _data(world: World) -> dict[str, int]:
     )  # fmt: skip
     match(world.runtime)
     plan(world.runtime)
-    with unit_of_work(world.runtime.sessions) as session:
-        municipality = session.get(Municipality, world.municipality_id)
-        assert municipality is not None
-        user_id = add_user(session, "c@example.nl", Role.COUNSELLOR, [municipality]).user.id
+    user_id = add_staff(
+        world.runtime, "c@example.nl", Role.COUNSELLOR, [world.municipality_id]
+    ).user.id
     with unit_of_work(world.runtime.sessions) as session:
         user = session.get(User, user_id)
         case = session.scalars(

@@ -21,7 +21,7 @@ from signals.enums import PartnerType, Role
 from signals.models import Municipality, Signal, StatisticsMark, User
 from signals.rules import NL
 from signals.runtime import Runtime
-from signals.service import add_municipality, add_user
+from signals.service import add_municipality
 from signals.synthetic import make_bsn
 from tests.factories import World, add_staff, login, row
 
@@ -77,10 +77,9 @@ def _data(world: World, extract: bytes | None = None) -> None:
             import_extract(session, world.runtime.protector, world.municipality_id, extract, today)
         check_residents(world.runtime)
     plan(world.runtime)
-    with unit_of_work(world.runtime.sessions) as session:
-        municipality = session.get(Municipality, world.municipality_id)
-        assert municipality is not None
-        user_id = add_user(session, "c@example.nl", Role.COUNSELLOR, [municipality]).user.id
+    user_id = add_staff(
+        world.runtime, "c@example.nl", Role.COUNSELLOR, [world.municipality_id]
+    ).user.id
     with unit_of_work(world.runtime.sessions) as session:
         user = session.get(User, user_id)
         assert user is not None
