@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     #: (0: none, the default; 1 behind one nginx). Needed for HSTS, Secure cookies and per-
     #: client rate limits behind a proxy.
     proxy_count: int = Field(default=0, ge=0, le=5)
+    #: The bearer token Prometheus sends to scrape ``/metrics`` (at least 32 characters);
+    #: without one the endpoint does not exist (404).
+    metrics_token: str | None = Field(default=None, min_length=32)
     #: Roles that must log in with a second factor (TOTP).
     totp_roles: list[str] = Field(default_factory=lambda: ["admin", "counsellor"])
     #: Retention (DOMAIN.md): signals and cases without accepted help are deleted this many

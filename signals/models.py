@@ -410,3 +410,30 @@ class RetainedSignal(Base):
     address_hash: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(String(36))
     signal_date: Mapped[dt.date]
+
+
+class JobState(Base):
+    """The last run of each periodic job, kept by whichever process ran it.
+
+    ``last_slot`` makes a scheduled run happen once however many schedulers fire it: the
+    slot is the run's place in the job's timetable (the interval's number since the epoch,
+    or the day of a daily job) and a process runs the job only for a slot newer than this.
+    The other fields are what ``/metrics`` reports: no personal data, counts and times only.
+    """
+
+    __tablename__ = "job_states"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_slot: Mapped[int | None] = mapped_column(BigInteger)
+    last_started_at: Mapped[dt.datetime | None]
+    last_finished_at: Mapped[dt.datetime | None]
+    last_success_at: Mapped[dt.datetime | None]
+    last_duration_seconds: Mapped[float | None]
+    #: "running", "ok" or "failed"
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    #: The exception's type of a failed run, never its message (it may quote data).
+    last_error: Mapped[str | None] = mapped_column(String(120))
+    #: host:pid of the process of the last run
+    runner: Mapped[str | None] = mapped_column(String(120))
+    runs: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -391,7 +391,8 @@ def test_every_scheduled_job_retries_database_outages(tmp_path: Path) -> None:
     scheduled = {job.id: job.func for job in build_scheduler(runtime).get_jobs()}
     assert set(scheduled) == set(JOBS)
     for name, function in scheduled.items():
-        assert function.__wrapped__ is JOBS[name][0], name  # retrying(name, function)
+        # retrying(name, scheduled(name, setting)): the job's own function inside
+        assert function.__wrapped__.job is JOBS[name][0], name
     runtime.engine.dispose()
 
 

@@ -56,6 +56,7 @@ def create_app(
         dashboard,
         db,
         ddas_pages,
+        metrics,
         outage,
         outreach,
         portal,
@@ -77,6 +78,7 @@ def create_app(
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(ddas_pages.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(cbs.bp)

@@ -53,6 +53,7 @@ MATRIX: Final[dict[str, Access]] = {
     "api.get_feedback": TOKEN,
     "cbs.token": TOKEN,
     "cbs.gegevens": TOKEN,
+    "metrics.metrics": TOKEN,  # Prometheus, with the bearer token metrics_token
     # -- every logged-in user ----------------------------------------------------------------
     "views.home": EVERY_ROLE,
     # -- counsellors: the queue and the cases (personal data) --------------------------------

@@ -157,7 +157,11 @@ def scheduler() -> None:
     """Run the periodic jobs in this process (the only place they run)."""
     from webapp.scheduler import build_scheduler
 
-    logging.getLogger().setLevel(logging.INFO)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
     runtime = _runtime()
     # SIGTERM (systemd, docker stop) ends the scheduler as cleanly as Ctrl+C does. SIGINT is
     # set explicitly: a process started in the background by a non-interactive shell

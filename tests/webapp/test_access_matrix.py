@@ -42,9 +42,14 @@ FORMS: dict[str, dict[str, str]] = {
 
 
 def app_with_cbs(runtime: Runtime) -> Flask:
-    """The app with the DDAS API for CBS switched on (off, it answers 404 to everybody)."""
+    """The app with the DDAS API for CBS and ``/metrics`` switched on (off, they answer 404
+    to everybody)."""
     settings = runtime.settings.model_copy(
-        update={"cbs_client_id": "cbs-ddas", "cbs_client_secret": "cbs-secret-0123456789-abcdef"}
+        update={
+            "cbs_client_id": "cbs-ddas",
+            "cbs_client_secret": "cbs-secret-0123456789-abcdef",
+            "metrics_token": "metrics-token-0123456789-0123456789",
+        }
     )
     return create_app(runtime=Runtime(settings, runtime.engine), TESTING=True)
 
