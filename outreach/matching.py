@@ -25,15 +25,14 @@ from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
 from outreach.enums import CaseResult, CaseState
 from outreach.models import Case, CaseSignal
-from outreach.retention import retained_repeat
 from outreach.service import SYSTEM, close, event, transition
 from signals.enums import SignalStatus, WindowFlag
-from signals.models import Signal
+from signals.models import RetainedSignal, Signal
 
 OUTSIDE = (WindowFlag.TOO_EARLY, WindowFlag.TOO_LATE)
 
@@ -88,108 +87,188 @@ def match_signals(
         by_case[
             (_household(signal), period_of(signal.signal_date, settings.matching_period))
         ].append(signal)
-    for (household, period), signals in by_case.items():
-        case = session.scalar(
-            select(Case)
-            .where(
-                Case.municipality_id == municipality_id,
-                Case.household_key == household,
-                Case.period == period,
-                Case.state != CaseState.AFGESLOTEN,
-            )
-            .order_by(Case.id.desc())
-            .limit(1)
-        )
-        if case is None:
-            case = Case(
-                municipality_id=municipality_id,
-                household_key=household,
-                period=period,
-                state=CaseState.NIEUW,
-            )
-            session.add(case)
-            session.flush()
-            event(case, SYSTEM, "aangemaakt", f"zaak aangemaakt voor periode {period}")
-            out.cases_created += 1
-        first_day = min(s.signal_date for s in signals)
-        earlier = _earlier_signals(session, municipality_id, household, first_day, settings)
-        # Deleted signals (retention) leave only a keyed address hash: a repeat, not an amount.
-        retained = not earlier and retained_repeat(
-            session,
-            municipality_id,
-            {s.address_hash for s in signals},
-            first_day,
-            first_day - relativedelta(months=settings.repeat_lookback_months),
-        )
-        fresh = 0
-        for signal in signals:
-            case.signals.append(signal)
-            out.signals += 1
-            case.crisis |= signal.crisis
-            case.end_of_supply |= signal.end_of_supply
-            if signal.eviction_date and (
-                case.eviction_date is None or signal.eviction_date < case.eviction_date
-            ):
-                case.eviction_date = signal.eviction_date
-            same_partner = [e for e in earlier if e.partner_id == signal.partner_id]
-            if same_partner and signal.amount <= same_partner[-1].amount:
-                signal.status = SignalStatus.NIET_OPGEPAKT_HERHAALD
-                event(
-                    case,
-                    SYSTEM,
-                    "herhaling",
-                    f"herhaalde melding ({signal.partner_type.value}), achterstand niet gegroeid",
-                )
-            else:
-                fresh += 1
-                if same_partner:
-                    event(
-                        case,
-                        SYSTEM,
-                        "herhaling",
-                        f"herhaalde melding ({signal.partner_type.value}), achterstand gegroeid: "
-                        "opgepakt",
-                    )
-            if signal.window_flag in OUTSIDE and not signal.end_of_supply:
-                reason = f"signaal buiten het convenantvenster ({signal.partner_type.value})"
-                case.review_reason = reason
-                if case.state is CaseState.NIEUW:
-                    transition(case, CaseState.TE_BEOORDELEN, SYSTEM, reason)
-                    out.to_review += 1
-        case.meervoudig = len(case.signals) >= 2
-        case.opeenvolgend = case.opeenvolgend or bool(earlier) or retained
-        if (
-            not fresh
-            and all(s.status is SignalStatus.NIET_OPGEPAKT_HERHAALD for s in case.signals)
-            and case.state in (CaseState.NIEUW, CaseState.TE_BEOORDELEN)
-        ):
-            close(case, CaseResult.NIET_OPGEPAKT_HERHAALD, SYSTEM, first_day)
-            out.repeats_closed += 1
+    existing = _open_cases(session, municipality_id, {h for h, _ in by_case}, by_case)
+    lookback = relativedelta(months=settings.repeat_lookback_months)
+    firsts = [min(s.signal_date for s in signals) for signals in by_case.values()]
+    window = (min(firsts) - lookback, max(firsts))
+    earlier_of = _earlier_signals(session, municipality_id, {h for h, _ in by_case}, *window)
+    retained_of = _retained(session, municipality_id, {s.address_hash for s in unmatched}, *window)
+    # Everything this run needs was read above: no query (and so no autoflush) per case.
+    with session.no_autoflush:
+        for ((household, period), signals), first_day in zip(by_case.items(), firsts, strict=True):
+            _match_case(
+                session, out, municipality_id, household, period, signals, first_day,
+                existing.get((household, period)), earlier_of, retained_of, lookback,
+            )  # fmt: skip
     session.flush()
     return out
 
 
+def _match_case(
+    session: Session,
+    out: Matched,
+    municipality_id: int,
+    household: str,
+    period: str,
+    signals: list[Signal],
+    first_day: dt.date,
+    case: Case | None,
+    earlier_of: dict[str, list[Signal]],
+    retained_of: dict[str, list[dt.date]],
+    lookback: relativedelta,
+) -> None:
+    """Put one household's signals of one period into its case (new or open)."""
+    if case is None:
+        case = Case(
+            municipality_id=municipality_id,
+            household_key=household,
+            period=period,
+            state=CaseState.NIEUW,
+            signals=[],
+            crisis=False,
+            end_of_supply=False,
+            meervoudig=False,
+            opeenvolgend=False,
+        )
+        session.add(case)
+        event(case, SYSTEM, "aangemaakt", f"zaak aangemaakt voor periode {period}")
+        out.cases_created += 1
+    since = first_day - lookback
+    earlier = sorted(
+        (s for s in earlier_of.get(household, ()) if since <= s.signal_date < first_day),
+        key=lambda s: (s.signal_date, s.id),
+    )
+    # Deleted signals (retention) leave only a keyed address hash: a repeat, not an amount.
+    retained = not earlier and any(
+        since <= day < first_day for s in signals for day in retained_of.get(s.address_hash, ())
+    )
+    fresh = 0
+    for signal in signals:
+        case.signals.append(signal)
+        out.signals += 1
+        case.crisis |= signal.crisis
+        case.end_of_supply |= signal.end_of_supply
+        if signal.eviction_date and (
+            case.eviction_date is None or signal.eviction_date < case.eviction_date
+        ):
+            case.eviction_date = signal.eviction_date
+        same_partner = [e for e in earlier if e.partner_id == signal.partner_id]
+        if same_partner and signal.amount <= same_partner[-1].amount:
+            signal.status = SignalStatus.NIET_OPGEPAKT_HERHAALD
+            event(
+                case,
+                SYSTEM,
+                "herhaling",
+                f"herhaalde melding ({signal.partner_type.value}), achterstand niet gegroeid",
+            )
+        else:
+            fresh += 1
+            if same_partner:
+                event(
+                    case,
+                    SYSTEM,
+                    "herhaling",
+                    f"herhaalde melding ({signal.partner_type.value}), achterstand gegroeid: "
+                    "opgepakt",
+                )
+        if signal.window_flag in OUTSIDE and not signal.end_of_supply:
+            reason = f"signaal buiten het convenantvenster ({signal.partner_type.value})"
+            case.review_reason = reason
+            if case.state is CaseState.NIEUW:
+                transition(case, CaseState.TE_BEOORDELEN, SYSTEM, reason)
+                out.to_review += 1
+    case.meervoudig = len(case.signals) >= 2
+    case.opeenvolgend = case.opeenvolgend or bool(earlier) or retained
+    if (
+        not fresh
+        and all(s.status is SignalStatus.NIET_OPGEPAKT_HERHAALD for s in case.signals)
+        and case.state in (CaseState.NIEUW, CaseState.TE_BEOORDELEN)
+    ):
+        close(case, CaseResult.NIET_OPGEPAKT_HERHAALD, SYSTEM, first_day)
+        out.repeats_closed += 1
+    # A later period of the same household in this run sees these as earlier signals.
+    earlier_of.setdefault(household, []).extend(signals)
+
+
+#: keys per IN list: far below the parameter limits of SQLite (32,766) and PostgreSQL
+_IN_CHUNK = 5_000
+
+
+def _chunks(values: set[str]) -> list[list[str]]:
+    ordered = sorted(values)
+    return [ordered[i : i + _IN_CHUNK] for i in range(0, len(ordered), _IN_CHUNK)]
+
+
+def _open_cases(
+    session: Session,
+    municipality_id: int,
+    households: set[str],
+    wanted: dict[tuple[str, str], list[Signal]],
+) -> dict[tuple[str, str], Case]:
+    """The newest case not closed of each (household, period) in ``wanted``, with signals."""
+    found: dict[tuple[str, str], Case] = {}
+    periods = sorted({period for _, period in wanted})
+    for keys in _chunks(households):
+        for case in session.scalars(
+            select(Case)
+            .where(
+                Case.municipality_id == municipality_id,
+                Case.household_key.in_(keys),
+                Case.period.in_(periods),
+                Case.state != CaseState.AFGESLOTEN,
+            )
+            .order_by(Case.id)
+            .options(selectinload(Case.signals))
+        ):
+            if (case.household_key, case.period) in wanted:
+                found[case.household_key, case.period] = case  # the newest wins
+    return found
+
+
 def _earlier_signals(
-    session: Session, municipality_id: int, household: str, before: dt.date, settings: Settings
-) -> list[Signal]:
-    """The household's signals of the look-back months before ``before``, oldest first."""
-    since = before - relativedelta(months=settings.repeat_lookback_months)
-    return list(
-        session.scalars(
+    session: Session, municipality_id: int, households: set[str], since: dt.date, before: dt.date
+) -> dict[str, list[Signal]]:
+    """The households' signals already in a case, dated in ``[since, before)``, by household
+    (the BSN hash, else the address hash, as :func:`_household`)."""
+    out: dict[str, list[Signal]] = defaultdict(list)
+    for keys in _chunks(households):
+        for signal in session.scalars(
             select(Signal)
             .join(CaseSignal, CaseSignal.signal_id == Signal.id)
             .where(
                 Signal.municipality_id == municipality_id,
                 or_(
-                    Signal.bsn_hash == household,
-                    and_(Signal.bsn_hash.is_(None), Signal.address_hash == household),
+                    Signal.bsn_hash.in_(keys),
+                    and_(Signal.bsn_hash.is_(None), Signal.address_hash.in_(keys)),
                 ),
                 Signal.signal_date >= since,
                 Signal.signal_date < before,
             )
-            .order_by(Signal.signal_date, Signal.id)
-        )
-    )
+        ):
+            out[_household(signal)].append(signal)
+    return out
+
+
+def _retained(
+    session: Session,
+    municipality_id: int,
+    address_hashes: set[str],
+    since: dt.date,
+    before: dt.date,
+) -> dict[str, list[dt.date]]:
+    """Dates of deleted signals (retention) on these addresses in ``[since, before)``."""
+    out: dict[str, list[dt.date]] = defaultdict(list)
+    for hashes in _chunks(address_hashes):
+        for address_hash, day in session.execute(
+            select(RetainedSignal.address_hash, RetainedSignal.signal_date).where(
+                RetainedSignal.municipality_id == municipality_id,
+                RetainedSignal.address_hash.in_(hashes),
+                RetainedSignal.signal_date >= since,
+                RetainedSignal.signal_date < before,
+            )
+        ):
+            out[address_hash].append(day)
+    return out
 
 
 def municipalities_with_unmatched(session: Session) -> list[int]:

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
@@ -273,24 +273,3 @@ def _drop_batch_files(session: Session, municipality_id: int, cutoff: dt.date) -
         update(BatchPayload).where(BatchPayload.batch_id.in_(ids)).values(chunk_count=0)
     )
     return len(ids)
-
-
-def retained_repeat(
-    session: Session,
-    municipality_id: int,
-    address_hashes: set[str],
-    before: dt.date,
-    since: dt.date,
-) -> bool:
-    """Is one of the addresses known from a deleted signal dated in ``[since, before)``?"""
-    if not address_hashes:
-        return False
-    found = session.scalar(
-        select(func.count(RetainedSignal.id)).where(
-            RetainedSignal.municipality_id == municipality_id,
-            RetainedSignal.address_hash.in_(sorted(address_hashes)),
-            RetainedSignal.signal_date >= since,
-            RetainedSignal.signal_date < before,
-        )
-    )
-    return bool(found)

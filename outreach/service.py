@@ -61,9 +61,11 @@ def event(case: Case, actor: str, kind: str, text: str, **data: Any) -> CaseEven
     the timeline text, which may hold dates and amounts of the resident.
     """
     record = CaseEvent(actor=actor, kind=kind, text=text, data=data, at=utcnow())
-    case.events.append(record)
+    # Through the many-to-one side: an unloaded timeline is not read just to add to it.
+    record.case = case
     session = object_session(case)
     if session is not None:
+        session.add(record)
         audit.record(
             session, actor, f"zaak.{kind}", purpose=audit.PURPOSE_OUTREACH, case=case, **data
         )

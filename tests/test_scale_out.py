@@ -42,7 +42,8 @@ BATCHES_PER_PARTNER = 4
 
 _LINE = re.compile(
     r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO webapp\.scheduler: job (?P<job>\w+): "
-    r"(?P<what>started|finished in [\d.]+ s|failed) \(slot (?P<slot>\d+), (?P<runner>[^)]+)\)$"
+    r"(?P<what>started|finished in [\d.]+ s|failed|skipped, [\w ]+) "
+    r"\(slot (?P<slot>\d+), (?P<runner>[^)]+)\)$"
 )
 
 
@@ -63,6 +64,8 @@ def _runs(logs: list[Path]) -> list[dict[str, Any]]:
                 continue
             at = dt.datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S,%f")
             key = (match["job"], match["runner"])
+            if match["what"].startswith("skipped"):
+                continue
             if match["what"] == "started":
                 assert key not in open_runs, f"{key} started twice without ending"
                 open_runs[key] = {"job": match["job"], "slot": int(match["slot"]), "start": at}
@@ -225,8 +228,10 @@ def test_two_schedulers_and_two_web_workers_run_each_job_once_and_each_batch_onc
 
     # Each job once per slot, never two runs of one job at the same time.
     runs = _runs(logs)
-    runners = {run["runner"] for run in runs}
-    assert len(runners) == 2, "both schedulers ran jobs"
+    # Both schedulers were at work: each ran jobs or found them run by the other.
+    for path in logs:
+        seen = [m for line in path.read_text().splitlines() if (m := _LINE.match(line))]
+        assert seen, f"{path.name}: no job started or skipped"
     by_slot: dict[tuple[str, int], list[str]] = defaultdict(list)
     for run in runs:
         by_slot[run["job"], run["slot"]].append(run["runner"])

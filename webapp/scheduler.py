@@ -85,8 +85,8 @@ def run_job(runtime: Runtime, name: str, *, slot: int | None = None, wait: bool 
     """
     function, _ = JOBS[name]
     with exclusive(runtime.engine, name, wait=wait) as held:
-        if not held:
-            log.debug("job %s: running elsewhere; skipped", name)
+        if not held:  # another process runs it now (a second scheduler shows in the log)
+            log.info("job %s: skipped, running elsewhere (slot %s, %s)", name, slot, RUNNER)
             return SKIPPED
         with unit_of_work(runtime.sessions) as session:
             state = session.get(JobState, name)
@@ -94,7 +94,7 @@ def run_job(runtime: Runtime, name: str, *, slot: int | None = None, wait: bool 
                 state = JobState(name=name, runs=0, failures=0)
                 session.add(state)
             if slot is not None and state.last_slot is not None and state.last_slot >= slot:
-                log.debug("job %s: slot %d already run; skipped", name, slot)
+                log.info("job %s: skipped, slot already run (slot %s, %s)", name, slot, RUNNER)
                 return SKIPPED
             started = utcnow()
             state.last_started_at, state.last_outcome, state.runner = started, "running", RUNNER
