@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 VS := $(BIN)/vroegsignaal
 CONFIG := $(CURDIR)/instance/vroegsignaal.toml
 
-.PHONY: help run test lint fmt bench migrate clean
+.PHONY: help run test lint fmt bench bench-quick migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,11 +44,11 @@ fmt: $(VENV)/.dev-installed ## format and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev-installed ## benchmarks; figures printed beside their baselines
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/scoring.py
-	$(BIN)/python bench/outreach_queue.py
-	$(BIN)/python bench/ddas_export.py --baseline
+bench: $(VENV)/.dev-installed ## every benchmark at full size (1M rows), SQLite and PostgreSQL; figures beside baselines
+	$(BIN)/python bench/run.py
+
+bench-quick: $(VENV)/.dev-installed ## the same scenarios at small sizes (about 2 minutes)
+	$(BIN)/python bench/run.py --quick
 
 migrate: $(VENV)/.installed ## upgrade the database of $$VROEGSIGNAAL_CONFIG (default: the demo's)
 	VROEGSIGNAAL_CONFIG=$${VROEGSIGNAAL_CONFIG:-$(CONFIG)} $(VS) init-db

@@ -220,8 +220,11 @@ def main() -> None:
         print(f"{name:<42} {r['seconds']:6.2f} s (newest month changed "
               f"{r['newest_month_changed_seconds']:.2f} s)   direct {r['direct_seconds']:5.2f} s   "
               f"floor {r['floor_seconds']:5.2f} s   target < {target:.0f} s: {met}")  # fmt: skip
-        print(json.dumps({"bench": "dashboard", "scope": name,
+        print(json.dumps({"bench": "dashboard", "scenario": "dashboard", "scope": name,
+                          "signals": args.signals,
                           **{k: round(v, 3) for k, v in r.items()}, "target_s": target,
+                          "baseline": {"what": "direct SQL count(*) of the period's signals",
+                                       "seconds": round(r["floor_seconds"], 3)},
                           "met": worst < target, "first_count_seconds": round(first_count_s, 1),
                           "recount_one_month_seconds": round(recount_s, 2),
                           "machine": machine}))  # fmt: skip

@@ -80,7 +80,9 @@ def main() -> None:
         },
     ]
     for row in rows:
-        print(json.dumps({"bench": "scoring", **row, "machine": machine}))
+        print(json.dumps({"bench": "scoring", "scenario": "scoring", **row,
+                          "baseline": None,  # no baseline: an absolute target
+                          "machine": machine}))  # fmt: skip
 
 
 if __name__ == "__main__":
