@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from config import ConfigError, load_settings
 from signals import audit
-from signals.db import unit_of_work
+from signals.db import make_engine, unit_of_work
 from signals.enums import BatchSource, PartnerType, Role
 from signals.envelope import load_certificate, load_private_key, pack
 from signals.errors import Conflict, IntakeError, KeyFormatError, NotFound
@@ -155,14 +155,20 @@ def demo(as_json: bool, n_signals: int) -> None:
 @main.command("scheduler", with_appcontext=False)
 def scheduler() -> None:
     """Run the periodic jobs in this process (the only place they run)."""
-    from webapp.scheduler import build_scheduler
+    from webapp.scheduler import JOBS, build_scheduler
 
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    runtime = _runtime()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    # Every job may run at once (they all start together), each with a connection for its
+    # work and one holding its lock: a pool that never makes a job wait for a connection.
+    runtime = Runtime(settings, make_engine(settings.database_url, pool_size=2 * len(JOBS) + 2))
     # SIGTERM (systemd, docker stop) ends the scheduler as cleanly as Ctrl+C does. SIGINT is
     # set explicitly: a process started in the background by a non-interactive shell
     # inherits it ignored, and Python then installs no KeyboardInterrupt handler.
