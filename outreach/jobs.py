@@ -19,7 +19,7 @@ from outreach.matching import match_signals, municipalities_with_unmatched
 from outreach.models import OPEN_STATES, Case, Resident, Task
 from outreach.residents import HaalCentraalRegister, LocalRegister, Register, RegisterUnavailable
 from outreach.rules import priority, threatening
-from outreach.service import SYSTEM, close, event, plan_case, transition
+from outreach.service import SYSTEM, Bulk, close, event, plan_case, transition
 from scoring.models import ActiveModel, HouseholdScore
 from signals.db import unit_of_work, utcnow
 from signals.enums import Role
@@ -172,15 +172,16 @@ def plan_municipality(
         )
         .options(selectinload(Case.tasks))
     ).all()
+    bulk = Bulk()
     for case, score in rows:
         if score is not None:
             case.score_id, case.band, case.probability = score.id, score.band, score.probability
         threat = threatening(
             case.eviction_date, case.end_of_supply, case.crisis, today, runtime.settings
         )
-        plan_case(case, priority(case.band, threat), today, runtime.settings)
+        plan_case(case, priority(case.band, threat), today, runtime.settings, bulk)
         case.updated_at = utcnow()
-    session.flush()
+    bulk.write(session)
     return len(rows)
 
 

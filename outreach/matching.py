@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 from config import Settings
 from outreach.enums import CaseResult, CaseState
 from outreach.models import Case, CaseSignal
-from outreach.service import SYSTEM, close, event, transition
+from outreach.service import SYSTEM, Bulk, close, event, transition
 from signals.enums import SignalStatus, WindowFlag
 from signals.models import RetainedSignal, Signal
 
@@ -94,45 +94,50 @@ def match_signals(
     earlier_of = _earlier_signals(session, municipality_id, {h for h, _ in by_case}, *window)
     retained_of = _retained(session, municipality_id, {s.address_hash for s in unmatched}, *window)
     # Everything this run needs was read above: no query (and so no autoflush) per case.
+    # New cases first, with their first event, written together; then the signals.
+    bulk = Bulk()
+    cases: dict[tuple[str, str], Case] = {}
+    with session.no_autoflush:
+        for household, period in by_case:
+            case = existing.get((household, period))
+            if case is None:
+                case = Case(
+                    municipality_id=municipality_id,
+                    household_key=household,
+                    period=period,
+                    state=CaseState.NIEUW,
+                    signals=[],
+                    crisis=False,
+                    end_of_supply=False,
+                    meervoudig=False,
+                    opeenvolgend=False,
+                )
+                session.add(case)
+                bulk.event(case, SYSTEM, "aangemaakt", f"zaak aangemaakt voor periode {period}")
+                out.cases_created += 1
+            cases[household, period] = case
+    bulk.write(session)
     with session.no_autoflush:
         for ((household, period), signals), first_day in zip(by_case.items(), firsts, strict=True):
             _match_case(
-                session, out, municipality_id, household, period, signals, first_day,
-                existing.get((household, period)), earlier_of, retained_of, lookback,
+                out, cases[household, period], household, signals, first_day, earlier_of,
+                retained_of, lookback,
             )  # fmt: skip
     session.flush()
     return out
 
 
 def _match_case(
-    session: Session,
     out: Matched,
-    municipality_id: int,
+    case: Case,
     household: str,
-    period: str,
     signals: list[Signal],
     first_day: dt.date,
-    case: Case | None,
     earlier_of: dict[str, list[Signal]],
     retained_of: dict[str, list[dt.date]],
     lookback: relativedelta,
 ) -> None:
     """Put one household's signals of one period into its case (new or open)."""
-    if case is None:
-        case = Case(
-            municipality_id=municipality_id,
-            household_key=household,
-            period=period,
-            state=CaseState.NIEUW,
-            signals=[],
-            crisis=False,
-            end_of_supply=False,
-            meervoudig=False,
-            opeenvolgend=False,
-        )
-        session.add(case)
-        event(case, SYSTEM, "aangemaakt", f"zaak aangemaakt voor periode {period}")
-        out.cases_created += 1
     since = first_day - lookback
     earlier = sorted(
         (s for s in earlier_of.get(household, ()) if since <= s.signal_date < first_day),

@@ -21,8 +21,12 @@ def is_working_day(day: dt.date) -> bool:
     return day.weekday() < 5 and day not in _dutch_holidays(day.year)
 
 
+@cache
 def add_working_days(start: dt.date, days: int) -> dt.date:
-    """The date ``days`` working days after ``start`` (``start`` itself not counted)."""
+    """The date ``days`` working days after ``start`` (``start`` itself not counted).
+
+    Cached: planning thousands of cases asks the same few dates again and again.
+    """
     day = start
     while days > 0:
         day += dt.timedelta(days=1)

@@ -7,9 +7,10 @@ writes an audit event. Messages name what is wrong, never who the case is about.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, object_session
 
 from config import Settings
@@ -72,6 +73,51 @@ def event(case: Case, actor: str, kind: str, text: str, **data: Any) -> CaseEven
     return record
 
 
+@dataclass
+class Bulk:
+    """Events and tasks of many cases, written in one statement each (jobs, not pages).
+
+    A job that plans or creates thousands of cases queues their events and tasks here and
+    calls :meth:`write` after the cases are flushed (so they have ids). The rows are the same
+    as :func:`event` and :func:`plan_case` write one by one, audit events included; only the
+    cases' ``events`` and ``tasks`` collections already in memory do not show them.
+    """
+
+    events: list[tuple[Case, str, str, str, dict[str, Any]]] = field(default_factory=list)
+    tasks: list[tuple[Case, ContactKind, dt.date]] = field(default_factory=list)
+
+    def event(self, case: Case, actor: str, kind: str, text: str, **data: Any) -> None:
+        self.events.append((case, actor, kind, text, data))
+
+    def write(self, session: Session) -> None:
+        session.flush()
+        now = utcnow()
+        if self.events:
+            session.execute(
+                insert(CaseEvent),
+                [
+                    {"case_id": case.id, "actor": actor, "kind": kind, "text": text,
+                     "data": data, "at": now}
+                    for case, actor, kind, text, data in self.events
+                ],
+            )  # fmt: skip
+            for case, actor, kind, _, data in self.events:
+                audit.record(
+                    session, actor, f"zaak.{kind}", purpose=audit.PURPOSE_OUTREACH, case=case,
+                    **data,
+                )  # fmt: skip
+        if self.tasks:
+            session.execute(
+                insert(Task),
+                [
+                    {"case_id": case.id, "kind": kind, "due_on": due}
+                    for case, kind, due in self.tasks
+                ],
+            )
+        self.events.clear()
+        self.tasks.clear()
+
+
 def transition(case: Case, to: CaseState, actor: str, text: str, **data: Any) -> None:
     """Move ``case`` to state ``to``, or refuse; every change leaves an audit event."""
     if to not in TRANSITIONS[case.state]:
@@ -83,24 +129,33 @@ def transition(case: Case, to: CaseState, actor: str, text: str, **data: Any) ->
     event(case, actor, "status", text, van=before.value, naar=to.value, **data)
 
 
-def plan_case(case: Case, level: Priority, today: dt.date, settings: Settings) -> None:
-    """Set the priority and, the first time, the contact plan (four or more attempts)."""
+def plan_case(
+    case: Case, level: Priority, today: dt.date, settings: Settings, bulk: Bulk | None = None
+) -> None:
+    """Set the priority and, the first time, the contact plan (four or more attempts).
+
+    With ``bulk`` the plan's tasks and event are queued there instead of added one by one.
+    """
     case.priority = int(level)
     due = first_attempt_due(level, today, settings)
     if case.first_attempt_due is None or due < case.first_attempt_due:
         case.first_attempt_due = due
     if case.tasks or case.state not in (CaseState.NIEUW, CaseState.OPGEPAKT):
         return
-    for kind, offset in PLANS[level]:
-        case.tasks.append(Task(kind=kind, due_on=add_working_days(due, offset) if offset else due))
-    event(
-        case,
-        SYSTEM,
-        "plan",
+    text = (
         f"contactplan: {', '.join(k.value for k, _ in PLANS[level])}; "
-        f"eerste poging uiterlijk {due:%d-%m-%Y}",
-        prioriteit=level.label,
+        f"eerste poging uiterlijk {due:%d-%m-%Y}"
     )
+    for kind, offset in PLANS[level]:
+        on = add_working_days(due, offset) if offset else due
+        if bulk is None:
+            case.tasks.append(Task(kind=kind, due_on=on))
+        else:
+            bulk.tasks.append((case, kind, on))
+    if bulk is None:
+        event(case, SYSTEM, "plan", text, prioriteit=level.label)
+    else:
+        bulk.event(case, SYSTEM, "plan", text, prioriteit=level.label)
 
 
 def claim(session: Session, case: Case, user: User) -> None:

@@ -27,10 +27,11 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event as orm_event
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from signals.db import utcnow
@@ -150,6 +151,7 @@ def flush_pending(session: Session) -> int:
     _lock(session)
     previous = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     previous = previous or GENESIS
+    rows = []
     for item in pending:
         case_id, municipality_id = item.case_id, item.municipality_id
         if item.case is not None:
@@ -159,20 +161,21 @@ def flush_pending(session: Session) -> int:
         if item.managed is not None:
             detail = _clean({**_describe(item.managed), **detail})
             municipality_id = municipality_id or _municipality_of(item.managed)
-        record_ = AuditEvent(
-            at=item.at,
-            actor=item.actor,
-            action=item.action,
-            purpose=item.purpose,
-            case_id=case_id,
-            municipality_id=municipality_id,
-            subject=item.subject,
-            detail=detail,
-            prev_hash=previous,
-        )
-        record_.hash = event_hash(previous, record_)
-        previous = record_.hash
-        session.add(record_)
+        row = {
+            "at": item.at,
+            "actor": item.actor,
+            "action": item.action,
+            "purpose": item.purpose,
+            "case_id": case_id,
+            "municipality_id": municipality_id,
+            "subject": item.subject,
+            "detail": detail,
+            "prev_hash": previous,
+        }
+        row["hash"] = previous = event_hash(previous, SimpleNamespace(**row))  # type: ignore[arg-type]
+        rows.append(row)
+    # One statement for all of them: a job may audit thousands of case events at once.
+    session.execute(insert(AuditEvent), rows)
     session.flush()
     return len(pending)
 

@@ -334,10 +334,11 @@ def test_killed_mid_matching_leaves_no_case_without_signals_then_completes(
 ) -> None:
     world.ingest(synthetic_csv(300, prefix="MATCH"))
     signals = _count(runtime, Signal)
-    # Killed after 20 cases were written in the municipality's unit of work.
+    # Killed in the municipality's unit of work with its cases and their first events
+    # written and the signals going into them.
     _killed_at_pause(
         runtime, tmp_path, "jobs", "run", "match_signals",
-        PAUSE_INSERT_TABLE="cases", PAUSE_AFTER="20",
+        PAUSE_INSERT_TABLE="case_signals", PAUSE_AFTER="1",
     )  # fmt: skip
     assert _count(runtime, Case) == 0 and _count(runtime, CaseSignal) == 0
     matched_now = run_job(runtime, "match_signals")  # the restart
