@@ -230,7 +230,6 @@ def test_two_schedulers_and_two_web_workers_run_each_job_once_and_each_batch_onc
     assert sum(accepted for _, accepted in batches_stored) == expected_signals
     assert signals == distinct == expected_signals
 
-
     # Each job once per slot, never two runs of one job at the same time.
     runs = _runs(logs)
     # Both schedulers were at work: each ran jobs or found them run by the other.
