@@ -32,17 +32,28 @@ log = logging.getLogger(__name__)
 OPEN = OPEN_STATES
 
 
+#: signals matched, and cases planned, per unit of work: a month of a large region is done in
+#: one run of the job, in transactions of bounded size and memory
+MATCH_CHUNK = 20_000
+PLAN_CHUNK = 5_000
+
+
 def match(runtime: Runtime) -> dict[str, int]:
-    """Job ``match_signals``: every unmatched signal into its case."""
+    """Job ``match_signals``: every unmatched signal into its case, a chunk per commit."""
     with unit_of_work(runtime.readers) as session:
         municipalities = municipalities_with_unmatched(session)
     totals = {"signals": 0, "cases_created": 0, "repeats_closed": 0, "to_review": 0}
     for municipality_id in municipalities:
-        with unit_of_work(runtime.sessions) as session:
-            result = match_signals(session, runtime.settings, municipality_id)
-        for key in totals:
-            totals[key] += getattr(result, key)
-        log.info("municipality %s: %d signals matched", municipality_id, result.signals)
+        matched = 0
+        while True:
+            with unit_of_work(runtime.sessions) as session:
+                result = match_signals(session, runtime.settings, municipality_id, MATCH_CHUNK)
+            for key in totals:
+                totals[key] += getattr(result, key)
+            matched += result.signals
+            if result.signals < MATCH_CHUNK:
+                break
+        log.info("municipality %s: %d signals matched", municipality_id, matched)
     return totals
 
 
@@ -144,9 +155,14 @@ def check_residents(runtime: Runtime) -> dict[str, int]:
 
 
 def plan_municipality(
-    session: Session, runtime: Runtime, municipality_id: int, today: dt.date
+    session: Session,
+    runtime: Runtime,
+    municipality_id: int,
+    today: dt.date,
+    limit: int | None = None,
 ) -> int:
-    """Priority and contact plan for new cases and cases whose score changed."""
+    """Priority and contact plan for new cases and cases whose score changed (at most
+    ``limit``, oldest first; a planned case no longer qualifies, so the next call goes on)."""
     active = session.get(ActiveModel, municipality_id)
     version_id = active.model_version_id if active else -1
     rows = session.execute(
@@ -170,6 +186,8 @@ def plan_municipality(
                 HouseholdScore.scored_at > Case.updated_at,
             )
         )
+        .order_by(Case.id)
+        .limit(limit)
         .options(selectinload(Case.tasks))
     ).all()
     bulk = Bulk()
@@ -191,8 +209,14 @@ def plan(runtime: Runtime) -> int:
         municipalities = list(session.scalars(select(Municipality.id)))
     total = 0
     for municipality_id in municipalities:
-        with unit_of_work(runtime.sessions) as session:
-            total += plan_municipality(session, runtime, municipality_id, today_nl())
+        while True:
+            with unit_of_work(runtime.sessions) as session:
+                planned = plan_municipality(
+                    session, runtime, municipality_id, today_nl(), PLAN_CHUNK
+                )
+            total += planned
+            if planned < PLAN_CHUNK:
+                break
     return total
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from outreach.enums import CaseResult, CaseState
@@ -13,7 +14,7 @@ from outreach.models import Case
 from signals.db import unit_of_work
 from signals.enums import PartnerType, SignalStatus
 from signals.models import Signal
-from tests.factories import TODAY, World, row
+from tests.factories import TODAY, World, row, synthetic_csv
 
 
 def _day(days_ago: int) -> str:
@@ -114,3 +115,32 @@ def test_outside_the_window_goes_to_review_not_away(world: World) -> None:
     assert case.state is CaseState.TE_BEOORDELEN
     assert case.review_reason == "signaal buiten het convenantvenster (Zorg)"
     assert case.tasks == []  # not planned until a person decides
+
+
+def test_one_run_matches_and_plans_everything_in_chunks(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month larger than a chunk is done in one run of each job, a commit per chunk, and
+    a household split over two chunks still ends in one case."""
+    from outreach import jobs
+    from outreach.models import Task
+
+    monkeypatch.setattr(jobs, "MATCH_CHUNK", 7)
+    monkeypatch.setattr(jobs, "PLAN_CHUNK", 4)
+    world.ingest(synthetic_csv(40, prefix="CHUNK"))
+    with unit_of_work(world.runtime.readers) as session:
+        signals = session.scalar(select(func.count()).select_from(Signal))
+    assert match(world.runtime)["signals"] == signals == 40
+    assert match(world.runtime)["signals"] == 0
+    planned = plan(world.runtime)
+    assert plan(world.runtime) == 0
+    with unit_of_work(world.runtime.readers) as session:
+        cases = session.scalars(select(Case).options(selectinload(Case.tasks))).all()
+        open_cases = [c for c in cases if c.state in (CaseState.NIEUW, CaseState.OPGEPAKT)]
+        # One case per household and month, however the chunks cut them.
+        assert len({(c.household_key, c.period) for c in cases}) == len(cases) > 7
+        assert planned == len(open_cases) > 4
+        assert all(c.first_attempt_due is not None and len(c.tasks) >= 4 for c in open_cases)
+        assert session.scalar(select(func.count()).select_from(Task)) == sum(
+            len(c.tasks) for c in cases
+        )
