@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.fields.choices import enum_choices
@@ -126,12 +126,16 @@ def queue() -> Any:
     if args.get("prioriteit") in {p.label for p in Priority}:
         query = query.where(Case.priority == Priority[args["prioriteit"].upper()])
     if args.get("partner") in {p.value for p in PartnerType}:
+        # EXISTS per case as the queue walks its index: it stops after one page, where an
+        # IN list would first collect every case of the partner type.
         query = query.where(
-            Case.id.in_(
-                select(CaseSignal.case_id)
-                .join(Signal, Signal.id == CaseSignal.signal_id)
-                .where(Signal.partner_type == PartnerType(args["partner"]))
+            exists()
+            .where(
+                CaseSignal.case_id == Case.id,
+                Signal.id == CaseSignal.signal_id,
+                Signal.partner_type == PartnerType(args["partner"]),
             )
+            .correlate(Case)
         )
     if args.get("termijn") == "verlopen":
         query = query.where(next_due < today)

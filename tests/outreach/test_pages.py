@@ -177,3 +177,41 @@ def test_the_review_list_decides_both_ways(client: Any, world: World) -> None:
     # Back in the queue after a person decided; the other one is gone from both lists.
     assert f"/cases/{ids['Z1']}" in client.get("/queue").get_data(as_text=True)
     assert f"/cases/{ids['Z2']}" not in client.get("/queue/beoordelen").get_data(as_text=True)
+
+
+def test_the_queue_filters_by_partner_and_lists_my_due_tasks(client: Any, world: World) -> None:
+    from signals.enums import PartnerType
+
+    energie, _ = world.add_partner("Stroom BV", PartnerType.ENERGIE, key="rsa2")
+    world.ingest([row(signaal_id="H-1", bsn="111222333")], "huur.p7m")
+    world.ingest(
+        [row(signaal_id="E-1", bsn="123456782")], "energie.p7m", partner=energie, key="rsa2"
+    )
+    for name in ("match_signals", "plan_cases"):
+        run_job(world.runtime, name)
+    with unit_of_work(world.runtime.readers) as session:
+        by_partner = {
+            c.signals[0].partner_type: c.id for c in session.scalars(select(Case)).unique()
+        }
+    huur, stroom = by_partner[PartnerType.HUUR], by_partner[PartnerType.ENERGIE]
+    user = login_as(client, world, Role.COUNSELLOR, "filter@gemeente.example").user
+
+    def listed(path: str) -> set[int]:
+        page = client.get(path).get_data(as_text=True)
+        return {int(n) for n in re.findall(r'href="/cases/(\d+)"', page)}
+
+    assert listed("/queue") == {huur, stroom}
+    assert listed("/queue?partner=Energie") == {stroom}
+    assert listed("/queue?partner=Huur") == {huur}
+    assert "Mijn taken voor vandaag" not in client.get("/queue").get_data(as_text=True)
+    # My due tasks: none until I take a case whose tasks are due.
+    with unit_of_work(world.runtime.sessions) as session:
+        case = session.get(Case, stroom)
+        assert case is not None
+        case.assigned_to_id = user.id
+        for task in case.tasks:
+            task.due_on = dt.date.today() - dt.timedelta(days=1)
+    assert listed("/queue?toegewezen=mij") == {stroom}
+    page = client.get("/queue").get_data(as_text=True)
+    due = page[page.index("Mijn taken voor vandaag") : page.index("</section>")]
+    assert f"zaak #{stroom}" in due and f"zaak #{huur}" not in due
