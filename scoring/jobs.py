@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from scoring.aggregates import aggregate
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: Probability bands the counsellor sees (never the number as a verdict).
 BANDS = ((0.15, "hoog"), (0.05, "midden"), (0.0, "laag"))
+
+#: Scores written per statement.
+WRITE_CHUNK = 5_000
 
 
 def band(probability: float) -> str:
@@ -53,15 +56,18 @@ def score_municipality(session: Session, active: ActiveModel, today: dt.date | N
         return 0
     keys = stored.keys
     newest = stored.newest_id()
-    seen = dict(
-        session.execute(
-            select(HouseholdScore.household_key, HouseholdScore.last_signal_id).where(
+    seen = {
+        key: (score_id, last)
+        for score_id, key, last in session.execute(
+            select(
+                HouseholdScore.id, HouseholdScore.household_key, HouseholdScore.last_signal_id
+            ).where(
                 HouseholdScore.municipality_id == active.municipality_id,
                 HouseholdScore.model_version_id == version.id,
             )
-        ).all()
-    )
-    due = np.array([seen.get(key, 0) < newest[i] for i, key in enumerate(keys)])
+        )
+    }
+    due = np.array([seen.get(key, (0, 0))[1] < newest[i] for i, key in enumerate(keys)])
     if not due.any():
         return 0
     signals = stored.as_of(month_number(today))
@@ -69,27 +75,35 @@ def score_municipality(session: Session, active: ActiveModel, today: dt.date | N
     model = _model(version.artifact_path)
     probability = model.predict_proba(raw)[:, 1]
     texts = reasons(model, raw)
-    existing = {
-        s.household_key: s
-        for s in session.scalars(
-            select(HouseholdScore).where(
-                HouseholdScore.municipality_id == active.municipality_id,
-                HouseholdScore.model_version_id == version.id,
-                HouseholdScore.household_key.in_([k for k, d in zip(keys, due, strict=True) if d]),
-            )
-        )
-    }
     now = utcnow()
+    # Written in bulk, by primary key for the scores that exist: one statement per chunk,
+    # never an IN list of every household (PostgreSQL takes at most 65,535 parameters).
+    updates: list[dict[str, object]] = []
+    inserts: list[dict[str, object]] = []
     for n, i in enumerate(np.flatnonzero(due)):
         key, p = keys[i], float(probability[n])
-        score = existing.get(key) or HouseholdScore(
-            municipality_id=active.municipality_id,
-            household_key=key,
-            model_version_id=version.id,
-        )
-        score.probability, score.band, score.reasons = p, band(p), texts[n]
-        score.last_signal_id, score.scored_at = int(newest[i]), now
-        session.add(score)
+        values: dict[str, object] = {
+            "probability": p,
+            "band": band(p),
+            "reasons": texts[n],
+            "last_signal_id": int(newest[i]),
+            "scored_at": now,
+        }
+        if key in seen:
+            updates.append({"id": seen[key][0], **values})
+        else:
+            inserts.append(
+                {
+                    "municipality_id": active.municipality_id,
+                    "household_key": key,
+                    "model_version_id": version.id,
+                    **values,
+                }
+            )
+    for start in range(0, len(updates), WRITE_CHUNK):
+        session.execute(update(HouseholdScore), updates[start : start + WRITE_CHUNK])
+    for start in range(0, len(inserts), WRITE_CHUNK):
+        session.execute(insert(HouseholdScore), inserts[start : start + WRITE_CHUNK])
     session.flush()
     return int(due.sum())
 

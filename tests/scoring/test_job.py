@@ -69,11 +69,16 @@ def test_households_are_scored_once_and_again_when_they_change(
     with unit_of_work(runtime.readers) as session:
         before = session.scalars(select(HouseholdScore).order_by(HouseholdScore.id.desc())).first()
         assert before is not None
-        first_probability = before.probability
+        first_probability, before_scored = before.probability, before.scored_at
+        count = session.scalar(select(func.count()).select_from(HouseholdScore))
     assert score_households(runtime) == 1
     with unit_of_work(runtime.readers) as session:
         after = session.get(HouseholdScore, before.id)
         assert after is not None and after.probability >= first_probability
+        # The score was updated in place, up to the newest signal, not added a second time.
+        assert session.scalar(select(func.count()).select_from(HouseholdScore)) == count
+        newest = session.scalar(select(func.max(Signal.id)))
+        assert after.last_signal_id == newest and after.scored_at > before_scored
 
 
 def test_a_newly_activated_model_scores_every_household_afresh(
