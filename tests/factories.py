@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.envelope import PrivateKey, new_recipient_key
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from signals.service import NewUser, add_municipality, add_partner, add_recipient_key, add_user
 from signals.synthetic import Population, signal_rows, to_csv
 
-TODAY = dt.date.today()
+TODAY = today_nl()
 
 
 @dataclass(frozen=True)

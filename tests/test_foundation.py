@@ -19,6 +19,7 @@ from scoring.models import HouseholdScore
 from signals.db import Base, unit_of_work
 from signals.enums import Gender, PartnerType, SignalStatus
 from signals.models import Batch, Partner, PartnerKey, Signal, User
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from tests.conftest import SHARED
 
@@ -151,9 +152,9 @@ def test_demo_is_real_and_idempotent(runtime: Runtime, passing_artifact: Path) -
     settings = runtime.settings.model_copy(update={"ddas_contact_email": "vs@utrecht.example"})
     with unit_of_work(runtime.sessions) as session:
         municipalities = list(session.scalars(select(Municipality)))
-        since = dt.date.today() - dt.timedelta(days=200)
+        since = today_nl() - dt.timedelta(days=200)
         delivery = export(
-            session, runtime.protector, settings, municipalities, since, dt.date.today(), out, "t"
+            session, runtime.protector, settings, municipalities, since, today_nl(), out, "t"
         )
     document = json.loads(out.read_text())
     assert delivery.signals == first["rows_accepted"] and violations(document) == []

@@ -85,7 +85,7 @@ def load_demo(
     today: dt.date | None = None,
     model_households: int = 200_000,
 ) -> dict[str, Any]:
-    today = today or dt.date.today()
+    today = today or today_nl()
     demo_dir = Path(runtime.settings.inbox_dir).parent / "demo"
     logins_file = demo_dir / "logins.json"
     with unit_of_work(runtime.sessions) as session:

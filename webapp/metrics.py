@@ -27,6 +27,7 @@ from outreach.models import Case, Task, is_open
 from signals.db import utcnow
 from signals.enums import BatchStatus
 from signals.models import Batch, JobState, Municipality, StatisticsMark
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from webapp.db import get_session
 
@@ -117,7 +118,7 @@ class DatabaseCollector(Collector):
 
     def _queue(self) -> Iterator[Metric]:
         session = self.session
-        today = dt.date.today()
+        today = today_nl()
         codes = dict(session.execute(select(Municipality.id, Municipality.code)).all())
         open_cases = GaugeMetricFamily(
             "vroegsignaal_queue_open_cases",

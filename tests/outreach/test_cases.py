@@ -32,7 +32,7 @@ from outreach.service import (
 from signals.db import unit_of_work
 from signals.enums import Role, SignalStatus
 from signals.models import Municipality, User
-from signals.rules import NL
+from signals.rules import NL, today_nl
 from signals.service import add_user
 from tests.factories import World, row
 
@@ -75,7 +75,7 @@ def test_transitions_and_refusals(world: World) -> None:
     case_id = _one_case(world)
     user_id = _counsellor(world, "c@example.nl")
     protector = world.runtime.protector
-    today = dt.date.today()
+    today = today_nl()
     with unit_of_work(world.runtime.sessions) as session:
         case = session.get(Case, case_id)
         user = session.get(User, user_id)
@@ -124,7 +124,7 @@ def test_a_case_closed_before_pickup_gives_its_signals_the_ddas_status(world: Wo
     with unit_of_work(world.runtime.sessions) as session:
         case = session.get(Case, case_id)
         assert case is not None
-        close(case, CaseResult.GEEN_INWONER, "c@example.nl", dt.date.today())
+        close(case, CaseResult.GEEN_INWONER, "c@example.nl", today_nl())
         assert [s.status for s in case.signals] == [SignalStatus.GEEN_INWONER]
         assert all(t.done_at for t in case.tasks)
 
@@ -166,7 +166,7 @@ def test_overdue_tasks_are_escalated_once(world: World) -> None:
         case = session.get(Case, case_id)
         assert case is not None
         for task in case.tasks:
-            task.due_on = dt.date.today() - dt.timedelta(days=2)
+            task.due_on = today_nl() - dt.timedelta(days=2)
     assert escalate(world.runtime) >= 4
     assert escalate(world.runtime) == 0
     with unit_of_work(world.runtime.readers) as session:

@@ -19,14 +19,15 @@ from sqlalchemy import select
 
 from outreach.models import DdasDelivery
 from signals.db import unit_of_work
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from tests.factories import World
 from tests.outreach.test_ddas import DDAS, official_violations, paged_data
 from webapp import create_app
 
 CLIENT_ID, SECRET = "cbs-ddas", "cbs-secret-0123456789-abcdef"
-START = (dt.date.today() - dt.timedelta(days=40)).isoformat()
-END = dt.date.today().isoformat()
+START = (today_nl() - dt.timedelta(days=40)).isoformat()
+END = today_nl().isoformat()
 
 
 def signing_files(folder: Path, days: int = 30) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from outreach.service import close, record_attempt
 from signals.db import unit_of_work
 from signals.enums import Role
 from signals.models import Municipality, Signal, User
-from signals.rules import NL
+from signals.rules import NL, today_nl
 from signals.runtime import Runtime
 from tests.conftest import SHARED
 from tests.factories import World, add_staff, row
@@ -94,7 +94,7 @@ def _settings(runtime: Runtime, **extra: Any) -> Runtime:
 
 
 def _data(world: World) -> dict[str, int]:
-    today = dt.date.today()
+    today = today_nl()
     world.ingest(
         [
             row(signaal_id="D1", bsn="111222333", bedrag="450,50"),
@@ -122,14 +122,14 @@ def _data(world: World) -> dict[str, int]:
 def test_the_export_passes_our_rules_and_the_official_schema(world: World, tmp_path: Path) -> None:
     ids = _data(world)
     runtime = _settings(world.runtime)
-    start = dt.date.today() - dt.timedelta(days=40)
+    start = today_nl() - dt.timedelta(days=40)
     out = tmp_path / "levering.json"
     with unit_of_work(runtime.sessions) as session:
         municipality = session.get(Municipality, world.municipality_id)
         assert municipality is not None
         delivery = export(
             session, runtime.protector, runtime.settings, [municipality], start,
-            dt.date.today(), out, by="test",
+            today_nl(), out, by="test",
         )  # fmt: skip
     document = json.loads(out.read_text())
     assert violations(document) == []
@@ -151,7 +151,7 @@ def test_the_export_passes_our_rules_and_the_official_schema(world: World, tmp_p
     assert closed["contactpogingen"][0] == {
         "soort": "Huisbezoek",
         "bereikt": True,
-        "datum": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
+        "datum": (today_nl() - dt.timedelta(days=1)).isoformat(),
         "dagdeel": "Avond",
     }
     assert closed["vroegsignalen"] == [{"ID": signals[451]["ID"]}]
@@ -178,7 +178,7 @@ def test_an_export_without_a_contact_email_is_refused_and_writes_nothing(
         assert municipality is not None
         with pytest.raises(ExportRefused, match="no contact e-mail configured"):
             export(session, world.runtime.protector, world.runtime.settings, [municipality],
-                   dt.date(2026, 1, 1), dt.date.today(), out, by="test")  # fmt: skip
+                   dt.date(2026, 1, 1), today_nl(), out, by="test")  # fmt: skip
     assert not out.parent.exists() or list(out.parent.iterdir()) == []  # not even a temp file
 
 
@@ -187,7 +187,7 @@ def test_the_cli_exports_and_refuses(world: World, tmp_path: Path) -> None:
 
     _data(world)
     out = tmp_path / "levering.json"
-    today = dt.date.today().isoformat()
+    today = today_nl().isoformat()
     refused = vs(world.runtime, "export", "ddas", "--from", "2026-01-01", "--to", today,
                  "--out", str(out), check=False)  # fmt: skip
     assert refused.returncode != 0 and "no contact e-mail" in refused.stderr
@@ -212,7 +212,7 @@ def test_bad_stored_data_refuses_the_export_with_paths_only(world: World, tmp_pa
         assert municipality is not None
         with pytest.raises(ExportRefused) as refused:
             export(session, runtime.protector, runtime.settings, [municipality],
-                   dt.date(2026, 1, 1), dt.date.today(), out, by="test")  # fmt: skip
+                   dt.date(2026, 1, 1), today_nl(), out, by="test")  # fmt: skip
         assert session.scalars(select(DdasDelivery)).all() == []
     assert refused.value.violations == [
         "leveringen[0].vroegsignalen[0].ontstaansdatum: after signaaldatum"
@@ -272,7 +272,7 @@ def test_signals_outside_the_period_come_along_with_their_active_case(
 ) -> None:
     _data(world)  # signals dated two days ago; cases matched today, one still open
     runtime = _settings(world.runtime)
-    today = dt.date.today()
+    today = today_nl()
     out = tmp_path / "vandaag.json"
     with unit_of_work(runtime.sessions) as session:
         municipality = session.get(Municipality, world.municipality_id)
@@ -313,7 +313,7 @@ def write_page(runtime: Runtime, municipality_id: int, size: int, number: int) -
 
     from outreach.ddas import Writer, paginate, write_document
 
-    start, end = dt.date.today() - dt.timedelta(days=40), dt.date.today()
+    start, end = today_nl() - dt.timedelta(days=40), today_nl()
     with unit_of_work(runtime.sessions) as session:
         municipality = session.get(Municipality, municipality_id)
         assert municipality is not None
@@ -343,9 +343,9 @@ def test_pages_hold_whole_cases_every_signal_once_and_are_valid_alone(
     with unit_of_work(runtime.sessions) as session:
         municipality = session.get(Municipality, world.municipality_id)
         assert municipality is not None
-        start = dt.date.today() - dt.timedelta(days=40)
+        start = today_nl() - dt.timedelta(days=40)
         export(session, runtime.protector, runtime.settings, [municipality], start,
-               dt.date.today(), out, by="test")  # fmt: skip
+               today_nl(), out, by="test")  # fmt: skip
     assert json.loads(out.read_text())["leveringen"] == whole["leveringen"]
 
     # Greedy: size 2 -> [case of 2], [case of 1, P4], [P5]; size 4 -> [both cases, P4], [P5]

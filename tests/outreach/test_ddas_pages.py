@@ -16,6 +16,7 @@ from outreach.models import DdasDelivery
 from signals.db import unit_of_work
 from signals.enums import Role
 from signals.models import Municipality
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from signals.service import add_municipality, add_user
 from tests.factories import World
@@ -23,8 +24,8 @@ from tests.outreach.test_ddas import DDAS, official_violations, paged_data
 from tests.outreach.test_pages import _csrf, _login
 from webapp import create_app
 
-START = (dt.date.today() - dt.timedelta(days=40)).isoformat()
-END = dt.date.today().isoformat()
+START = (today_nl() - dt.timedelta(days=40)).isoformat()
+END = today_nl().isoformat()
 
 
 def app_client(world: World, **settings: Any) -> Any:

@@ -15,7 +15,7 @@ from outreach.service import close, record_attempt
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.models import Municipality, Signal, User
-from signals.rules import NL
+from signals.rules import NL, today_nl
 from signals.service import add_user
 from tests.factories import World, row
 
@@ -45,7 +45,7 @@ def test_partners_learn_the_status_but_never_the_other_reason(client: Any, world
         municipality = session.get(Municipality, world.municipality_id)
         assert municipality is not None
         user_id = add_user(session, "c@example.nl", Role.COUNSELLOR, [municipality]).user.id
-    today = dt.date.today()
+    today = today_nl()
     with unit_of_work(world.runtime.sessions) as session:
         user = session.get(User, user_id)
         assert user is not None

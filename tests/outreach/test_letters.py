@@ -15,6 +15,7 @@ from outreach.jobs import match, plan
 from outreach.models import Case, CaseMessage
 from signals.db import unit_of_work
 from signals.enums import Role
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from tests.factories import World, login_as, row
 from tests.outreach.conftest import Inbox
@@ -157,8 +158,8 @@ def test_counsellors_get_their_daily_list_without_personal_data(
         user = session.scalars(select(User).where(User.email == "c@example.nl")).one()
         assert case is not None
         case.assigned_to_id = user.id
-        case.tasks[0].due_on = dt.date.today() - dt.timedelta(days=3)
-        case.tasks[1].due_on = dt.date.today()
+        case.tasks[0].due_on = today_nl() - dt.timedelta(days=3)
+        case.tasks[1].due_on = today_nl()
         first_kind = case.tasks[0].kind.value
     settings = world.runtime.settings.model_copy(
         update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}

@@ -16,7 +16,7 @@ from scoring.service import activate_model, register_model
 from signals.db import unit_of_work
 from signals.enums import Role, SignalStatus
 from signals.models import Municipality, Signal
-from signals.rules import NL
+from signals.rules import NL, today_nl
 from signals.service import add_municipality
 from tests.factories import World, add_staff, csv_bytes, login, login_as, openssl_batch, row
 from webapp.scheduler import JOBS, run_job
@@ -37,7 +37,7 @@ def test_from_an_openssl_batch_to_a_closed_case(
 ) -> None:
     rows = [
         row(signaal_id="R-1", bsn="111222333", bedrag="2400", maandbedrag="800",
-            ontruimingsdatum=str(dt.date.today() + dt.timedelta(days=20))),
+            ontruimingsdatum=str(today_nl() + dt.timedelta(days=20))),
         row(signaal_id="R-2", bsn="123456782", bedrag="300", maandbedrag="800",
             achternaam="Bakker", straat="Lange Nieuwstraat", huisnummer="3", postcode="3512 PH"),
     ]  # fmt: skip
@@ -142,7 +142,7 @@ def test_the_review_list_decides_both_ways(client: Any, world: World) -> None:
     from signals.enums import PartnerType
 
     zorg, _ = world.add_partner("Zorgverzekeraar", PartnerType.ZORG, key="rsa2")
-    late = str(dt.date.today() - dt.timedelta(days=160))
+    late = str(today_nl() - dt.timedelta(days=160))
     world.ingest(
         [
             row(signaal_id="Z1", bsn="111222333", ontstaansdatum=late),
@@ -210,7 +210,7 @@ def test_the_queue_filters_by_partner_and_lists_my_due_tasks(client: Any, world:
         assert case is not None
         case.assigned_to_id = user.id
         for task in case.tasks:
-            task.due_on = dt.date.today() - dt.timedelta(days=1)
+            task.due_on = today_nl() - dt.timedelta(days=1)
     assert listed("/queue?toegewezen=mij") == {stroom}
     page = client.get("/queue").get_data(as_text=True)
     due = page[page.index("Mijn taken voor vandaag") : page.index("</section>")]

@@ -19,7 +19,7 @@ from outreach.statistics import SECONDARY, Table, compute, shown, suppress
 from signals.db import unit_of_work
 from signals.enums import PartnerType, Role
 from signals.models import Municipality, Signal, StatisticsMark, User
-from signals.rules import NL
+from signals.rules import NL, today_nl
 from signals.runtime import Runtime
 from signals.service import add_municipality
 from signals.synthetic import make_bsn
@@ -51,8 +51,14 @@ def test_the_second_hidden_cell_is_taken_from_the_same_distribution() -> None:
     assert [r[1] for r in shown(months)] == ["40", "<5", SECONDARY]
 
 
+def _attempt_moment() -> dt.datetime:
+    """10:00 today (Dutch time), or now if earlier: never in the future."""
+    now = dt.datetime.now(NL)
+    return min(now, now.replace(hour=10, minute=0, second=0, microsecond=0))
+
+
 def _data(world: World, extract: bytes | None = None) -> None:
-    today = dt.date.today()
+    today = today_nl()
     day = str(today - dt.timedelta(days=1))
     young = "2005-06-01"
     world.ingest(
@@ -83,7 +89,7 @@ def _data(world: World, extract: bytes | None = None) -> None:
     with unit_of_work(world.runtime.sessions) as session:
         user = session.get(User, user_id)
         assert user is not None
-        at = dt.datetime.now(NL).replace(hour=10, minute=0, second=0, microsecond=0)
+        at = _attempt_moment()
         for i in range(6):
             signal = session.scalars(select(Signal).where(Signal.signal_ref == f"H{i}")).one()
             case = session.scalars(select(Case).where(Case.signals.contains(signal))).one()
@@ -96,7 +102,7 @@ def _data(world: World, extract: bytes | None = None) -> None:
 
 def test_every_figure_matches_a_count_by_hand(world: World) -> None:
     _data(world)
-    today = dt.date.today()
+    today = today_nl()
     with unit_of_work(world.runtime.readers) as session:
         data = compute(
             session, [world.municipality_id], today - dt.timedelta(days=30), today,
@@ -123,7 +129,10 @@ def test_every_figure_matches_a_count_by_hand(world: World) -> None:
     attempts = data.table("pogingen").rows
     assert attempts == [["Telefoon", 6, 5, "83.3%", "0.60"]]
     speed = {r[0]: r[1:] for r in data.table("snelheid").rows}
-    assert speed["signaal → eerste poging"][:2] == [6, "1"]  # six cases, median 1 day
+    # Six cases, signalled yesterday, attempted today: a median of one day, counted up to
+    # the attempt's UTC date (zero days for an attempt just after midnight, Dutch time).
+    days = (_attempt_moment().astimezone(dt.UTC).date() - (today - dt.timedelta(days=1))).days
+    assert speed["signaal → eerste poging"][:2] == [6, str(days)]
     bands = {r[0]: r[1] for r in data.table("risicoband").rows}
     assert sum(bands.values()) == 10
     # As shown: the small counts are hidden.
@@ -210,7 +219,7 @@ def _extract(minors_at: set[int]) -> bytes:
     child of 10 living with those in ``minors_at``."""
     lines = ["bsn;voornamen;voorvoegsel;geslachtsnaam;geboortedatum;straat;huisnummer;"
              "huisnummertoevoeging;postcode;woonplaats"]  # fmt: skip
-    child = dt.date.today() - dt.timedelta(days=10 * 365)
+    child = today_nl() - dt.timedelta(days=10 * 365)
     for i, bsn in enumerate(BSN):
         lines.append(f"{bsn};Jan;de;Vries;1990-04-12;Oudegracht;{i + 1};;3511AB;Utrecht")
         if i in minors_at:
@@ -225,7 +234,7 @@ def _tables(data: Any) -> dict[str, list[list[Any]]]:
 
 def test_young_people_children_help_kinds_and_trend_counted_by_hand(world: World) -> None:
     _data(world, _extract({0, 1, 8}))
-    today = dt.date.today()
+    today = today_nl()
     with unit_of_work(world.runtime.readers) as session:
         data = compute(session, [world.municipality_id], today - dt.timedelta(days=30), today, {})
     groups = {r[0]: r[1:4] for r in data.table("groepen").rows}
@@ -254,7 +263,7 @@ def _all_figures(session: Any, ids: list[int], start: dt.date, end: dt.date, sto
 
 def test_pre_counted_figures_equal_a_direct_count_before_and_after_changes(world: World) -> None:
     _data(world)
-    today = dt.date.today()
+    today = today_nl()
     periods = [
         (today - dt.timedelta(days=400), today),  # a year and more: whole months
         (today - dt.timedelta(days=10), today - dt.timedelta(days=1)),  # part of a month
@@ -282,7 +291,8 @@ def test_pre_counted_figures_equal_a_direct_count_before_and_after_changes(world
         assert user is not None
         case = session.scalars(select(Case).where(Case.result.is_(None))).first()
         assert case is not None
-        at = dt.datetime.now(NL).replace(hour=14, minute=0, second=0, microsecond=0)
+        now = dt.datetime.now(NL)  # 14:00 today, or now if earlier: never in the future
+        at = min(now, now.replace(hour=14, minute=0, second=0, microsecond=0))
         record_attempt(case, user, ContactKind.HUISBEZOEK, at, True, None, world.runtime.protector)
         close(case, CaseResult.ADVIES_QUICK_FIX, user.email, today)
     world.ingest([row(signaal_id="N1", bsn=make_bsn(random.Random(77)))], name="nieuw.csv")

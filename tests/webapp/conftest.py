@@ -19,12 +19,13 @@ from signals.db import unit_of_work
 from signals.enums import BatchSource, PartnerType, Role
 from signals.jobs import ingest_file
 from signals.models import Batch, Municipality, Partner, Signal
+from signals.rules import today_nl
 from signals.service import add_municipality, add_partner, add_recipient_key, add_user
 from tests import factories
 from tests.factories import World, csv_bytes, openssl_batch, pem_public, row
 from webapp.scheduler import JOBS, run_job
 
-TODAY = dt.date.today()
+TODAY = today_nl()
 ROLES = (Role.ADMIN, Role.COUNSELLOR, Role.ANALYST, Role.PARTNER)
 
 

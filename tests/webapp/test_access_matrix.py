@@ -20,6 +20,7 @@ from outreach.enums import CaseResult
 from signals.db import unit_of_work
 from signals.enums import Role
 from signals.models import Municipality
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from signals.service import add_user
 from tests.factories import World
@@ -28,7 +29,7 @@ from webapp import create_app
 from webapp.access import EVERY_ROLE, MATRIX, PUBLIC, TOKEN
 
 ANONYMOUS = "anonymous"
-TODAY = dt.date.today()
+TODAY = today_nl()
 #: Form fields that make an allowed POST do its work (others need none beyond CSRF).
 FORMS: dict[str, dict[str, str]] = {
     "outreach.close_case": {"result": CaseResult.GEEN_CONTACT.value},

@@ -20,11 +20,12 @@ from outreach.enums import CaseResult, CaseState, ContactKind
 from outreach.models import Case, ContactAttempt
 from signals.db import unit_of_work
 from signals.enums import Role
+from signals.rules import today_nl
 from signals.runtime import Runtime
 from tests.webapp.conftest import PEOPLE_B, Side, Two, log_in, personal_strings, token_of
 from webapp import create_app
 
-TODAY = dt.date.today()
+TODAY = today_nl()
 #: Every action on a case, with a form that would be accepted on the user's own case.
 CASE_ACTIONS: dict[str, dict[str, str]] = {
     "claim": {},
