@@ -56,6 +56,7 @@ def create_app(
         dashboard,
         db,
         ddas_pages,
+        i18n,
         metrics,
         outage,
         outreach,
@@ -65,6 +66,7 @@ def create_app(
     )
 
     db.init_app(app)
+    i18n.init_app(app)  # Dutch unless the user chose English; the /taal switch
     access.init_app(app)  # before CSRF: who may not use an endpoint learns nothing more
     security.init_app(app)
     csrf.init_app(app)
@@ -93,7 +95,8 @@ def create_app(
 
     @app.template_filter("local")
     def _local(moment: dt.datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:
-        """A stored UTC timestamp as Dutch users read it: Europe/Amsterdam time."""
+        """A stored UTC timestamp as Dutch users read it: Europe/Amsterdam time. A fixed
+        Dutch pattern; pages in both languages use ``datumtijd`` and ``datum`` (webapp.i18n)."""
         return moment.astimezone(NL).strftime(fmt) if moment else "—"
 
     return app

@@ -44,6 +44,8 @@ MATRIX: Final[dict[str, Access]] = {
     "auth.login": PUBLIC,
     "auth.login_totp": PUBLIC,  # the second step: the view needs the first one's session
     "auth.logout": PUBLIC,  # ends whatever session there is; harmless without one
+    "i18n.switch": PUBLIC,  # the language cookie, also on the log-in page
+    "views.favicon": PUBLIC,
     "views.healthz": PUBLIC,
     "views.readyz": PUBLIC,
     "api.openapi": PUBLIC,
@@ -82,6 +84,7 @@ MATRIX: Final[dict[str, Access]] = {
     # -- partners: their own batches ---------------------------------------------------------
     "portal.batches": _roles(PARTNER),
     "portal.batch": _roles(PARTNER),
+    "portal.batch_status": _roles(PARTNER),
 }
 
 

@@ -19,7 +19,6 @@ import functools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import segno
 from flask import (
@@ -37,6 +36,8 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
@@ -55,11 +56,13 @@ from signals.service import (
     user_for_update,
 )
 from webapp.db import commit_even_on_error, get_session
+from webapp.i18n import is_local_path
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Log in om deze pagina te zien."
+login_manager.login_message = _l("Log in om deze pagina te zien.")
+login_manager.localize_callback = str  # the lazy text, in the language of the request
 login_manager.session_protection = "strong"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,17 +97,14 @@ SEEN = "seen_at"
 #: How long the second-factor step may take after the password.
 PENDING_SECONDS = 300
 
-FAILED = (
+#: The refusals, in the language of the request (a flashed text is stored as a plain string).
+FAILED = _l(
     "Inloggen is niet gelukt: e-mailadres of wachtwoord onjuist, of inloggen is tijdelijk "
-    "geblokkeerd na te veel mislukte pogingen. · Log-in failed: wrong e-mail address or "
-    "password, or log-in is temporarily blocked after too many failed attempts."
+    "geblokkeerd na te veel mislukte pogingen."
 )
-CODE_WRONG = "De code is onjuist of al gebruikt. · The code is wrong or was used already."
-CODE_LOCKED = (
-    "Te veel onjuiste codes: inloggen is tijdelijk geblokkeerd. · Too many wrong codes: "
-    "log-in is temporarily blocked."
-)
-EXPIRED = "Uw sessie is verlopen. Log opnieuw in. · Your session has expired. Please log in again."
+CODE_WRONG = _l("De code is onjuist of al gebruikt.")
+CODE_LOCKED = _l("Te veel onjuiste codes: inloggen is tijdelijk geblokkeerd.")
+EXPIRED = _l("Uw sessie is verlopen. Log opnieuw in.")
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -149,7 +149,7 @@ def _end_idle_session() -> Any:
         return None
     logout_user()
     session.clear()
-    flash(EXPIRED, "info")
+    flash(str(EXPIRED), "info")
     target = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for("auth.login", next=target))
 
@@ -178,8 +178,8 @@ def roles_required(*roles: Role) -> Callable[[F], F]:
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mailadres", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Wachtwoord", validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-mailadres"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Wachtwoord"), validators=[DataRequired(), Length(max=200)])
 
 
 HOME_BY_ROLE = {
@@ -192,16 +192,7 @@ HOME_BY_ROLE = {
 
 def _safe_next(target: str, role: Role) -> str:
     """Only a path on this site: no scheme, no host, no tricks a browser would repair."""
-    parts = urlsplit(target)
-    if (
-        target.startswith("/")
-        and not parts.scheme
-        and not parts.netloc
-        and not any(c == "\\" or ord(c) < 0x20 for c in target)
-        and not target.startswith("//")
-    ):
-        return target
-    return url_for(HOME_BY_ROLE[role])
+    return target if is_local_path(target) else url_for(HOME_BY_ROLE[role])
 
 
 def _start_session(user: User | None = None) -> None:
@@ -248,7 +239,7 @@ def login() -> Any:
 
 
 class CodeForm(FlaskForm):
-    code = StringField("Code", validators=[DataRequired(), Length(max=40)])
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
 
 
 def _pending_user() -> tuple[User | None, dict[str, Any]]:
@@ -275,7 +266,7 @@ def login_totp() -> Any:
     user, pending = _pending_user()
     if user is None:
         if PENDING in session:
-            flash(EXPIRED, "error")
+            flash(str(EXPIRED), "error")
         session.pop(PENDING, None)
         return redirect(url_for("auth.login"))
     db = get_session()
@@ -301,15 +292,14 @@ def login_totp() -> Any:
             _start_session(user)
             left = len(user.recovery_codes)
             flash(
-                f"U bent ingelogd met een herstelcode; er zijn er nog {left} over. "
-                f"· Logged in with a recovery code; {left} left.",
+                _("U bent ingelogd met een herstelcode; er zijn er nog %(left)d over.", left=left),
                 "error" if left <= 2 else "info",
             )
             return redirect(target)
         commit_even_on_error()  # the failure counts towards the lock-out
         if record_failure(db, user, **_lockout()):
             session.clear()
-            flash(CODE_LOCKED, "error")
+            flash(str(CODE_LOCKED), "error")
             return redirect(url_for("auth.login"))
         error = CODE_WRONG
     context: dict[str, Any] = {"form": form, "error": error, "enrolling": enrolling}
@@ -320,7 +310,7 @@ def login_totp() -> Any:
             secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             uri=uri,
             qr=segno.make(uri, error="m").svg_inline(
-                scale=4, omitsize=True, title="QR-code voor de authenticator-app"
+                scale=4, omitsize=True, title=_("QR-code voor de authenticator-app")
             ),
         )
     return render_template("login_totp.html", **context), 401 if error else 200

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import escape
 
@@ -35,9 +36,9 @@ def _period(args: Any, today: dt.date) -> tuple[dt.date, dt.date, str]:
             start = dt.date.fromisoformat(args.get("van", ""))
             end = dt.date.fromisoformat(args.get("tot", ""))
         except ValueError:
-            abort(400, "van en tot zijn datums (JJJJ-MM-DD)")
+            abort(400, _("van en tot zijn datums (JJJJ-MM-DD)"))
         if end < start or (end - start).days > 3 * 366:
-            abort(400, "kies een periode van hoogstens drie jaar, met tot na van")
+            abort(400, _("kies een periode van hoogstens drie jaar, met tot na van"))
         return start, end, kind
     months = PERIODS.get(kind, 12)
     first = (today.year * 12 + today.month - 1) - months + 1
@@ -49,11 +50,11 @@ def _choices(municipalities: list[Municipality]) -> list[tuple[str, str, list[in
     which they may see every member, and each municipality: (value, label, ids)."""
     settings = current_app.extensions["vroegsignaal"].settings
     by_code = {m.code: m for m in municipalities}
-    out = [("alle", f"alle ({len(municipalities)})", [m.id for m in municipalities])]
+    out = [("alle", _("alle (%(n)d)", n=len(municipalities)), [m.id for m in municipalities])]
     for name, members in sorted(settings.regions.items()):
         if members and all(code in by_code for code in members):
             out.append(
-                (f"regio:{name}", f"regio {name} ({len(members)})",
+                (f"regio:{name}", _("regio %(name)s (%(n)d)", name=name, n=len(members)),
                  [by_code[c].id for c in members])
             )  # fmt: skip
     out += [(m.code, f"{m.name} ({m.code})", [m.id]) for m in municipalities]
@@ -137,17 +138,20 @@ def charts(data: Statistics) -> list[tuple[str, str]]:
     per_1000 = [r[2] for r in rows]
     out = []
     if any(_number(v) is not None for v in per_1000):
-        title = "Signalen per 1.000 inwoners per maand"
+        title = _("Signalen per 1.000 inwoners per maand")
+        national = _("landelijk %(n)s", n=NATIONAL_SIGNALS_PER_1000_MONTH)
         out.append((title, bar_chart(labels, per_1000, title, NATIONAL_SIGNALS_PER_1000_MONTH,
-                                     f"landelijk {NATIONAL_SIGNALS_PER_1000_MONTH}")))  # fmt: skip
+                                     national)))  # fmt: skip
     else:
-        out.append(("Signalen per maand", bar_chart(labels, [r[1] for r in rows], "Signalen")))
-    out.append(("Bereik per maand (zaken met een gesprek)",
-                bar_chart(labels, [r[5] for r in rows], "Bereik", unit="%")))  # fmt: skip
-    out.append(("Hulp aanvaard per maand (van bereikt)",
-                bar_chart(labels, [r[6] for r in rows], "Hulp aanvaard", unit="%")))  # fmt: skip
-    out.append(("Mediaan dagen tot de eerste poging",
-                bar_chart(labels, [r[7] for r in rows], "Dagen", 14, "norm 14 dagen")))  # fmt: skip
+        out.append((_("Signalen per maand"),
+                    bar_chart(labels, [r[1] for r in rows], _("Signalen"))))  # fmt: skip
+    out.append((_("Bereik per maand (zaken met een gesprek)"),
+                bar_chart(labels, [r[5] for r in rows], _("Bereik"), unit="%")))  # fmt: skip
+    out.append((_("Hulp aanvaard per maand (van bereikt)"),
+                bar_chart(labels, [r[6] for r in rows], _("Hulp aanvaard"), unit="%")))  # fmt: skip
+    out.append((_("Mediaan dagen tot de eerste poging"),
+                bar_chart(labels, [r[7] for r in rows], _("Dagen"), 14,
+                          _("norm 14 dagen"))))  # fmt: skip
     return out
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -37,14 +39,14 @@ LOG_ROWS = 100
 
 
 class DeliveryForm(FlaskForm):
-    van = DateField("Van", validators=[DataRequired(message="Vul een datum in.")])
-    tot = DateField("Tot en met", validators=[DataRequired(message="Vul een datum in.")])
+    van = DateField(_l("Van"), validators=[DataRequired(message=_l("Vul een datum in."))])
+    tot = DateField(_l("Tot en met"), validators=[DataRequired(message=_l("Vul een datum in."))])
     # Checked against the user's municipalities in the view: another one is a 404.
-    gemeente = SelectField("Gemeente", validate_choice=False)
+    gemeente = SelectField(_l("Gemeente"), validate_choice=False)
 
     def validate_tot(self, field: DateField) -> None:
         if self.van.data and field.data and field.data < self.van.data:
-            raise ValidationError("Tot en met ligt voor van.")
+            raise ValidationError(_("Tot en met ligt voor van."))
 
 
 def _municipalities() -> list[Municipality]:
@@ -91,7 +93,7 @@ def _log(codes: set[str]) -> list[LogRow]:
 
 
 def _page(form: DeliveryForm, municipalities: list[Municipality], **extra: Any) -> str:
-    form.gemeente.choices = [(ALL, f"alle ({len(municipalities)})")] + [
+    form.gemeente.choices = [(ALL, _("alle (%(n)d)", n=len(municipalities)))] + [
         (m.code, f"{m.name} ({m.code})") for m in municipalities
     ]
     deliveries = _log({m.code for m in municipalities})

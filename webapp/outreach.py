@@ -11,6 +11,8 @@ import datetime as dt
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, exists, func, select
@@ -23,7 +25,6 @@ from outreach import letters
 from outreach.enums import CaseResult, CaseState, ContactKind, Priority
 from outreach.jobs import OPEN, due_tasks
 from outreach.models import Case, CaseSignal, Task, is_open, queue_order
-from outreach.rules import STATE_LABELS
 from outreach.service import (
     NOTE_CONTEXT,
     OutreachError,
@@ -42,22 +43,32 @@ from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from signals.models import Signal, User
 from signals.rules import NL, today_nl
 from webapp.auth import roles_required
-from webapp.db import get_session
+from webapp.db import commit_even_on_error, get_session
 
 bp = Blueprint("outreach", __name__)
 PAGE_SIZE = 50
 
 
+#: What the pages call the states, priorities and bands (the stored values stay Dutch).
+STATES = {
+    CaseState.NIEUW: _l("nieuw"),
+    CaseState.TE_BEOORDELEN: _l("te beoordelen"),
+    CaseState.OPGEPAKT: _l("opgepakt"),
+    CaseState.AFGESLOTEN: _l("afgesloten"),
+}
+LEVELS = {"spoed": _l("spoed"), "hoog": _l("hoog"), "midden": _l("midden"), "laag": _l("laag")}
+
+
 class AttemptForm(FlaskForm):
-    kind = SelectField("Soort contact", choices=enum_choices(ContactKind))
-    day = DateField("Datum", validators=[DataRequired()])
-    time = TimeField("Tijd", validators=[DataRequired()])
-    reached = BooleanField("Bereikt")
-    note = TextAreaField("Notitie", validators=[Optional(), Length(max=4000)])
+    kind = SelectField(_l("Soort contact"), choices=enum_choices(ContactKind))
+    day = DateField(_l("Datum"), validators=[DataRequired()])
+    time = TimeField(_l("Tijd"), validators=[DataRequired()])
+    reached = BooleanField(_l("Bereikt"))
+    note = TextAreaField(_l("Notitie"), validators=[Optional(), Length(max=4000)])
 
 
 class CloseForm(FlaskForm):
-    result = SelectField("Eindresultaat", choices=enum_choices(CaseResult))
+    result = SelectField(_l("Eindresultaat"), choices=enum_choices(CaseResult))
 
 
 class ActionForm(FlaskForm):
@@ -90,17 +101,17 @@ def _own_cases_only() -> None:
 
 def _audit_view(record: Case, action: str, **detail: Any) -> None:
     """Record that the user is shown the case's personal data, committed before it is shown
-    (a unit of work of its own: the page itself only reads)."""
+    (a unit of work of its own: the page itself only reads). A refused form shown again
+    answers a POST, whose session holds the write lock already and has stored nothing: the
+    event goes into that session, committed although the answer is 4xx."""
+    event = {"purpose": audit.PURPOSE_OUTREACH, "case_id": record.id,
+             "municipality_id": record.municipality_id, **detail}  # fmt: skip
+    if request.method == "POST":
+        audit.record(get_session(), current_user.email, action, **event)
+        commit_even_on_error()
+        return
     with unit_of_work(_runtime().sessions) as session:
-        audit.record(
-            session,
-            current_user.email,
-            action,
-            purpose=audit.PURPOSE_OUTREACH,
-            case_id=record.id,
-            municipality_id=record.municipality_id,
-            **detail,
-        )
+        audit.record(session, current_user.email, action, **event)
 
 
 def _no_store(response: Any) -> Any:
@@ -187,7 +198,8 @@ def queue() -> Any:
                 more=more,
                 args=args,
                 priorities=list(Priority),
-                priority_labels={int(p): p.label for p in Priority},
+                priority_labels={int(p): LEVELS[p.label] for p in Priority},
+                levels=LEVELS,
                 partner_types=list(PartnerType),
                 mine=mine,
                 capacity=_runtime().settings.counsellor_capacity,
@@ -234,43 +246,61 @@ def _people(case: Case) -> list[dict[str, Any]]:
             )
             if part
         )
-        out.append({"signal": signal, "contact": contact, "name": name or "(naam onbekend)"})
+        out.append({"signal": signal, "contact": contact, "name": name or _("(naam onbekend)")})
     return out
 
 
 @bp.get("/cases/<int:case_id>")
 @roles_required(Role.COUNSELLOR)
 def case(case_id: int) -> Any:
+    return _case_page(_case(case_id))
+
+
+def _case_page(
+    record: Case,
+    attempt_form: AttemptForm | None = None,
+    email_form: EmailForm | None = None,
+    status: int = 200,
+) -> Any:
+    """The case page; after a refused form, that form as sent with its errors by its fields
+    (the other forms fresh, not read from this request)."""
     session = get_session()
-    record = _case(case_id)
     score = session.get(HouseholdScore, record.score_id) if record.score_id else None
     protector = _runtime().protector
     notes = {
         a.id: protector.decrypt(a.note, NOTE_CONTEXT).decode() if a.note else ""
         for a in record.attempts
     }
-    now = dt.datetime.now(NL)
-    attempt_form = AttemptForm(
-        data={"day": now.date(), "time": now.time().replace(second=0, microsecond=0)}
-    )
-    draft = letters.email_draft(record, protector, _runtime().settings)
+    if attempt_form is None:
+        now = dt.datetime.now(NL)
+        attempt_form = AttemptForm(
+            formdata=None,
+            data={"day": now.date(), "time": now.time().replace(second=0, microsecond=0)},
+        )
+    if email_form is None:
+        draft = letters.email_draft(record, protector, _runtime().settings)
+        email_form = EmailForm(formdata=None, data=draft)
     _audit_view(record, "zaak.inzien")
     return _no_store(
         current_app.make_response(
-            render_template(
-                "case.html",
-                messages=[letters.kept(m, protector) for m in record.messages],
-                email_form=EmailForm(data=draft),
-                case=record,
-                people=_people(record),
-                score=score,
-                notes=notes,
-                state_label=STATE_LABELS[record.state],
-                priority=Priority(record.priority),
-                attempt_form=attempt_form,
-                close_form=CloseForm(),
-                action_form=ActionForm(),
-                today=today_nl(),
+            (
+                render_template(
+                    "case.html",
+                    messages=[letters.kept(m, protector) for m in record.messages],
+                    email_form=email_form,
+                    case=record,
+                    people=_people(record),
+                    score=score,
+                    notes=notes,
+                    state_label=STATES[record.state],
+                    priority=Priority(record.priority),
+                    levels=LEVELS,
+                    attempt_form=attempt_form,
+                    close_form=CloseForm(formdata=None),
+                    action_form=ActionForm(formdata=None),
+                    today=today_nl(),
+                ),
+                status,
             )
         )
     )
@@ -301,7 +331,7 @@ def _user() -> User:
 def claim_case(case_id: int) -> Any:
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(case_id, lambda s, c: claim(s, c, _user()), "Zaak aan u toegewezen")
+    return _act(case_id, lambda s, c: claim(s, c, _user()), _("Zaak aan u toegewezen"))
 
 
 @bp.post("/cases/<int:case_id>/release")
@@ -309,7 +339,7 @@ def claim_case(case_id: int) -> Any:
 def release_case(case_id: int) -> Any:
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(case_id, lambda s, c: release(c, _user()), "Zaak teruggezet in de wachtrij")
+    return _act(case_id, lambda s, c: release(c, _user()), _("Zaak teruggezet in de wachtrij"))
 
 
 @bp.post("/cases/<int:case_id>/attempts")
@@ -317,9 +347,8 @@ def release_case(case_id: int) -> Any:
 def add_attempt(case_id: int) -> Any:
     form = AttemptForm()
     if not form.validate_on_submit():
-        _case(case_id)
-        flash("Poging niet vastgelegd: " + _errors(form), "error")
-        return redirect(url_for("outreach.case", case_id=case_id), 303)
+        flash(_("Poging niet vastgelegd: %(errors)s", errors=_errors(form)), "error")
+        return _case_page(_case(case_id), attempt_form=form, status=422)
     at = dt.datetime.combine(form.day.data, form.time.data, tzinfo=NL)
     return _act(
         case_id,
@@ -332,7 +361,7 @@ def add_attempt(case_id: int) -> Any:
             form.note.data or None,
             _runtime().protector,
         ),
-        "Contactpoging vastgelegd",
+        _("Contactpoging vastgelegd"),
     )
 
 
@@ -345,7 +374,7 @@ def close_case(case_id: int) -> Any:
     return _act(
         case_id,
         lambda s, c: close(c, CaseResult(form.result.data), current_user.email, today_nl()),
-        "Zaak afgesloten",
+        _("Zaak afgesloten"),
     )
 
 
@@ -358,7 +387,7 @@ def review_case(case_id: int) -> Any:
     return _act(
         case_id,
         lambda s, c: review(c, current_user.email, accept, today_nl(), _runtime().settings),
-        "Zaak beoordeeld",
+        _("Zaak beoordeeld"),
     )
 
 
@@ -370,14 +399,14 @@ def help_request(case_id: int) -> Any:
     return _act(
         case_id,
         lambda s, c: help_requested(c, current_user.email, today_nl(), _runtime().settings),
-        "Hulpvraag vastgelegd; eerste gesprek ingepland",
+        _("Hulpvraag vastgelegd; eerste gesprek ingepland"),
     )
 
 
 class EmailForm(FlaskForm):
-    to = StringField("Aan", validators=[DataRequired(), Length(max=254)])
-    subject = StringField("Onderwerp", validators=[DataRequired(), Length(max=200)])
-    body = TextAreaField("Tekst", validators=[DataRequired(), Length(max=20_000)])
+    to = StringField(_l("Aan"), validators=[DataRequired(), Length(max=254)])
+    subject = StringField(_l("Onderwerp"), validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField(_l("Tekst"), validators=[DataRequired(), Length(max=20_000)])
 
 
 @bp.post("/cases/<int:case_id>/brief")
@@ -417,9 +446,8 @@ def letter_pdf(case_id: int) -> Any:
 def send_mail(case_id: int) -> Any:
     form = EmailForm()
     if not form.validate_on_submit():
-        _case(case_id)
-        flash("E-mail niet verstuurd: " + _errors(form), "error")
-        return redirect(url_for("outreach.case", case_id=case_id), 303)
+        flash(_("E-mail niet verstuurd: %(errors)s", errors=_errors(form)), "error")
+        return _case_page(_case(case_id), email_form=form, status=422)
     runtime = _runtime()
 
     def send(session: Any, record: Case) -> None:
@@ -437,7 +465,7 @@ def send_mail(case_id: int) -> Any:
             user.id,
         )
 
-    return _act(case_id, send, "E-mail verstuurd en bewaard in de zaak")
+    return _act(case_id, send, _("E-mail verstuurd en bewaard in de zaak"))
 
 
 @bp.get("/team")
@@ -479,5 +507,6 @@ def team() -> Any:
 
 def _errors(form: FlaskForm) -> str:
     return "; ".join(
-        f"{form[name].label.text}: {', '.join(errs)}" for name, errs in form.errors.items()
+        f"{form[name].label.text}: {', '.join(map(str, errs))}"
+        for name, errs in form.errors.items()
     )

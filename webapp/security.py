@@ -41,7 +41,7 @@ def add_headers(response: Response) -> Response:
         response.headers.setdefault(name, value)
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.endpoint != "static":
+    if request.endpoint not in ("static", "views.favicon"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 

@@ -68,7 +68,8 @@ def staff(world: World, email: str, main: Role, *extra: Role) -> Account:
 
 
 def url_of(rule: Any, side: Side) -> str:
-    values = {"case_id": side.case_ids[0], "batch_id": side.batch_id, "filename": "style.css"}
+    values = {"case_id": side.case_ids[0], "batch_id": side.batch_id, "filename": "style.css",
+              "code": "nl"}  # fmt: skip
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: str(values[m.group(1)]), rule.rule)
 
 

@@ -1,0 +1,158 @@
+"""Dutch first, English second: Flask-Babel, the language switch and Dutch formats.
+
+The texts in the code and the templates are Dutch and are the message ids;
+``webapp/translations/en/LC_MESSAGES/messages.po`` holds their English. The language is the
+cookie ``taal`` ("nl" or "en") when it is set, otherwise Dutch: the browser's
+Accept-Language is deliberately not followed. ``GET /taal/<nl|en>?next=/path`` (the link in
+every page's header) sets the cookie for a year and goes back to ``next``, a path on this
+site only.
+
+Dates, times and amounts go through babel in the page's language (filters ``datum``,
+``datumtijd`` and ``euro``): "7 december 2026" or "07-12-2026" and "€ 1.234,56" in Dutch;
+British English formats ("7 December 2026", "07/12/2026", "€1,234.56") in English, since
+the readers are in the Netherlands.
+
+After changing a text, from the repository root::
+
+    .venv/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext --add-location=file \\
+        --sort-by-file --project=Vroegsignaal --copyright-holder=Vroegsignaal \\
+        -o webapp/translations/messages.pot .
+    .venv/bin/pybabel update -i webapp/translations/messages.pot -d webapp/translations \\
+        --no-fuzzy-matching --ignore-obsolete
+    (translate the new and changed entries in webapp/translations/en/LC_MESSAGES/messages.po)
+    .venv/bin/pybabel compile -d webapp/translations
+
+The compiled ``messages.mo`` is committed; ``tests/webapp/test_i18n.py`` fails when it is
+older than the ``.po`` or when a text has no English.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from babel import dates, numbers
+from flask import Blueprint, Flask, current_app, redirect, request, url_for
+from flask_babel import Babel, get_locale
+
+from signals.rules import NL
+
+COOKIE = "taal"
+LANGUAGES = ("nl", "en")
+DEFAULT = "nl"
+COOKIE_SECONDS = 365 * 24 * 60 * 60
+#: The babel locale behind each language's formats: English for readers in the Netherlands
+#: writes day-month-year and a 24-hour clock.
+FORMATS = {"nl": "nl_NL", "en": "en_GB"}
+#: The switch shows the other language, in that language.
+SWITCH = {"nl": ("en", "English"), "en": ("nl", "Nederlands")}
+EMPTY = "—"
+
+bp = Blueprint("i18n", __name__)
+babel = Babel()
+
+
+def select_locale() -> str:
+    """The cookie's language if it names one we have, else Dutch (Accept-Language is not
+    followed: the service speaks Dutch first)."""
+    chosen = request.cookies.get(COOKIE, "")
+    return chosen if chosen in LANGUAGES else DEFAULT
+
+
+def language() -> str:
+    """The language of the current request ("nl" or "en"); Dutch outside a request."""
+    locale = get_locale()
+    return locale.language if locale is not None and locale.language in LANGUAGES else DEFAULT
+
+
+def is_local_path(target: str) -> bool:
+    """Whether ``target`` is a path on this site: no scheme, no host, nothing a browser would
+    repair into another site (``//host``, backslashes, control characters)."""
+    parts = urlsplit(target)
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and not parts.scheme
+        and not parts.netloc
+        and not any(c == "\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    )
+
+
+@bp.get("/taal/<any(nl, en):code>")
+def switch(code: str) -> Any:
+    """Remember the language in a cookie and go back where the user was."""
+    target = request.args.get("next", "")
+    response = redirect(target if is_local_path(target) else url_for("views.home"))
+    response.set_cookie(
+        COOKIE,
+        code,
+        max_age=COOKIE_SECONDS,
+        samesite="Lax",
+        httponly=True,
+        secure=current_app.session_interface.get_cookie_secure(current_app),
+    )
+    return response
+
+
+def _switch_link() -> dict[str, str]:
+    """The header's link to the other language, back to this page."""
+    other, label = SWITCH[language()]
+    here = request.full_path.rstrip("?") if request.method == "GET" else request.path
+    return {"href": url_for("i18n.switch", code=other, next=here), "lang": other, "label": label}
+
+
+# -- formats ----------------------------------------------------------------------------------
+def _format_locale() -> str:
+    return FORMATS[language()]
+
+
+def _local(moment: dt.datetime) -> dt.datetime:
+    """A stored timestamp in Dutch time (a naive one is taken as UTC, as it is stored)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(NL)
+
+
+def format_day(value: dt.date | dt.datetime | None, length: str = "short") -> str:
+    """Filter ``datum``: a date in the page's language; ``length`` is babel's "short"
+    ("07-12-2026"), "medium" ("7 dec 2026") or "long" ("7 december 2026"). A timestamp counts
+    as its day in Dutch time."""
+    if value is None:
+        return EMPTY
+    if isinstance(value, dt.datetime):
+        value = _local(value).date()
+    return dates.format_date(value, format=length, locale=_format_locale())
+
+
+def format_moment(value: dt.datetime | None, seconds: bool = False) -> str:
+    """Filter ``datumtijd``: a stored timestamp as Dutch users read it, in Europe/Amsterdam
+    time: "07-12-2026 14:05" (with ``seconds``: "07-12-2026 14:05:09")."""
+    if value is None:
+        return EMPTY
+    local = _local(value)
+    locale = _format_locale()
+    day = dates.format_date(local.date(), format="short", locale=locale)
+    clock = dates.format_time(local, format="medium" if seconds else "short", locale=locale)
+    return f"{day} {clock}"
+
+
+def format_euro(amount: Decimal | float | int | None) -> str:
+    """Filter ``euro``: an amount in euros, "€ 1.234,56" in Dutch, "€1,234.56" in English."""
+    if amount is None:
+        return EMPTY
+    return numbers.format_currency(amount, "EUR", locale=_format_locale())
+
+
+def init_app(app: Flask) -> None:
+    """Flask-Babel with the cookie's language, the switch route and the format filters."""
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Europe/Amsterdam")
+    babel.init_app(app, locale_selector=select_locale)
+    app.register_blueprint(bp)
+    app.jinja_env.filters.update(datum=format_day, datumtijd=format_moment, euro=format_euro)
+
+    @app.context_processor
+    def _language() -> dict[str, Any]:
+        return {"language": language(), "language_switch": _switch_link}
