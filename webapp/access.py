@@ -81,6 +81,11 @@ MATRIX: Final[dict[str, Access]] = {
     # -- admins: functioneel beheer and the audit trail (no resident data) -------------------
     "admin.index": _roles(ADMIN),
     "admin.audit_log": _roles(ADMIN),
+    "admin.add_user_page": _roles(ADMIN),
+    "admin.add_partner_page": _roles(ADMIN),
+    "admin.rotate_key": _roles(ADMIN),
+    "admin.retire_key": _roles(ADMIN),
+    "admin.certificate": _roles(ADMIN),  # a recipient key's certificate: public data
     # -- partners: their own batches ---------------------------------------------------------
     "portal.batches": _roles(PARTNER),
     "portal.batch": _roles(PARTNER),

@@ -33,7 +33,8 @@ PAGES: dict[str, list[tuple[str, str]]] = {
 NOT_PAGES = {
     "static", "views.favicon", "views.healthz", "views.readyz", "api.openapi", "i18n.switch",
     "dashboard.dashboard_csv", "dashboard.dashboard_xlsx", "ddas_pages.download",
-    "portal.batch_status", "api.get_batch", "api.get_feedback", "metrics.metrics",
+    "portal.batch_status", "admin.certificate", "api.get_batch", "api.get_feedback",
+    "metrics.metrics",
 }  # fmt: skip
 #: Pages every journey passes before it has a role.
 BEFORE_LOG_IN = {"auth.login", "auth.login_totp"}
