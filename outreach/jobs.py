@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -154,19 +156,13 @@ def check_residents(runtime: Runtime) -> dict[str, int]:
     return totals
 
 
-def plan_municipality(
-    session: Session,
-    runtime: Runtime,
-    municipality_id: int,
-    today: dt.date,
-    limit: int | None = None,
-) -> int:
-    """Priority and contact plan for new cases and cases whose score changed (at most
-    ``limit``, oldest first; a planned case no longer qualifies, so the next call goes on)."""
+def _to_plan(session: Session, municipality_id: int, *what: Any) -> Any:
+    """``select(*what)`` of the open cases that need a plan: new, or their score changed."""
     active = session.get(ActiveModel, municipality_id)
     version_id = active.model_version_id if active else -1
-    rows = session.execute(
-        select(Case, HouseholdScore)
+    return (
+        select(*what)
+        .select_from(Case)
         .outerjoin(
             HouseholdScore,
             and_(
@@ -186,10 +182,22 @@ def plan_municipality(
                 HouseholdScore.scored_at > Case.updated_at,
             )
         )
-        .order_by(Case.id)
-        .limit(limit)
-        .options(selectinload(Case.tasks))
-    ).all()
+    )
+
+
+def plan_municipality(
+    session: Session,
+    runtime: Runtime,
+    municipality_id: int,
+    today: dt.date,
+    case_ids: Sequence[int] | None = None,
+) -> int:
+    """Priority and contact plan for the open cases that need one (new cases and cases whose
+    score changed): all of the municipality's, or those among ``case_ids``."""
+    query = _to_plan(session, municipality_id, Case, HouseholdScore).order_by(Case.id)
+    if case_ids is not None:
+        query = query.where(Case.id.in_(case_ids))
+    rows = session.execute(query.options(selectinload(Case.tasks))).all()
     bulk = Bulk()
     for case, score in rows:
         if score is not None:
@@ -204,19 +212,25 @@ def plan_municipality(
 
 
 def plan(runtime: Runtime) -> int:
-    """Job ``plan_cases``: priorities and contact plans from the newest scores."""
+    """Job ``plan_cases``: priorities and contact plans from the newest scores.
+
+    The cases to plan are found once per municipality (their ids only) and planned in
+    chunks of ``PLAN_CHUNK``, a transaction each: asking again for "the first N still
+    unplanned" after every chunk walked past every case planned before it, quadratic in a
+    large municipality (a million signals took over half an hour)."""
     with unit_of_work(runtime.readers) as session:
         municipalities = list(session.scalars(select(Municipality.id)))
     total = 0
     for municipality_id in municipalities:
-        while True:
+        with unit_of_work(runtime.readers) as session:
+            due = list(
+                session.scalars(_to_plan(session, municipality_id, Case.id).order_by(Case.id))
+            )
+        for start in range(0, len(due), PLAN_CHUNK):
             with unit_of_work(runtime.sessions) as session:
-                planned = plan_municipality(
-                    session, runtime, municipality_id, today_nl(), PLAN_CHUNK
+                total += plan_municipality(
+                    session, runtime, municipality_id, today_nl(), due[start : start + PLAN_CHUNK]
                 )
-            total += planned
-            if planned < PLAN_CHUNK:
-                break
     return total
 
 
