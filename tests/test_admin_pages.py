@@ -203,7 +203,7 @@ def test_a_partner_without_a_key_is_told_to_add_one(client: Any, world: World) -
 @pytest.mark.parametrize(
     ("data", "element_id", "message"),
     [
-        ({"sleutel": (io.BytesIO(b"geen sleutel"), "x.pem")}, "partner-sleutel",
+        ({"sleutel": (b"geen sleutel", "x.pem")}, "partner-sleutel",
          "Dit is geen leesbare publieke sleutel of certificaat (RSA, EC of Ed25519, PEM)."),
         ({"naam": ""}, "partner-naam", "Vul een naam in."),
         ({"naam": "   "}, "partner-naam", "Vul een naam in."),
@@ -216,6 +216,8 @@ def test_a_refused_partner_is_named_next_to_the_field_and_nothing_is_stored(
 ) -> None:
     token = _admin(client, world)
     before = (_count(world, Partner), _count(world, PartnerKey), len(_management_events(world)))
+    # A file is given as bytes and opened here: the parameters are shared by both databases.
+    data = {k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v for k, v in data.items()}
     form = {"csrf_token": token, "naam": "Zorg BV", "soort": "Zorg", "gemeente": "0344", **data}
     answer = client.post("/admin/partners", data=form, content_type="multipart/form-data")
     page = answer.get_data(as_text=True)
@@ -234,6 +236,7 @@ def test_a_key_is_renewed_both_stay_active_until_the_old_one_is_retired(
     client: Any, world: World
 ) -> None:
     token = _admin(client, world)
+    earlier = len(_management_events(world))  # the trail outlives a test; ids may repeat
     with unit_of_work(world.runtime.readers) as session:
         (old,) = [k.id for k in active_recipient_keys(session, world.municipality_id)]
     only = client.get("/admin").get_data(as_text=True)
@@ -268,7 +271,7 @@ def test_a_key_is_renewed_both_stay_active_until_the_old_one_is_retired(
     with unit_of_work(world.runtime.readers) as session:
         assert [k.id for k in active_recipient_keys(session, world.municipality_id)] == [new]
 
-    events = _management_events(world)
+    events = _management_events(world)[earlier:]
     (made,) = [e for e in events if e.action == "sleutel.aangemaakt"
                and e.detail.get("sleutel_id") == new]  # fmt: skip
     (gone,) = [e for e in events if e.action == "sleutel.uitgefaseerd"
@@ -287,7 +290,7 @@ def test_a_key_is_renewed_both_stay_active_until_the_old_one_is_retired(
     assert again.status_code == 409 and "al uitgefaseerd" in again.get_data(as_text=True)
     with unit_of_work(world.runtime.readers) as session:
         assert [k.id for k in active_recipient_keys(session, world.municipality_id)] == [new]
-    assert len(_management_events(world)) == len(events)
+    assert len(_management_events(world)) == earlier + len(events)
 
 
 def test_a_refused_key_form_stores_nothing(client: Any, world: World) -> None:
