@@ -47,12 +47,16 @@ def match(runtime: Runtime) -> dict[str, int]:
     totals = {"signals": 0, "cases_created": 0, "repeats_closed": 0, "to_review": 0}
     for municipality_id in municipalities:
         matched = 0
+        last = None
         while True:
             with unit_of_work(runtime.sessions) as session:
-                result = match_signals(session, runtime.settings, municipality_id, MATCH_CHUNK)
+                result = match_signals(
+                    session, runtime.settings, municipality_id, MATCH_CHUNK, last
+                )
             for key in totals:
                 totals[key] += getattr(result, key)
             matched += result.signals
+            last = result.last
             if result.signals < MATCH_CHUNK:
                 break
         log.info("municipality %s: %d signals matched", municipality_id, matched)

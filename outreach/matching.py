@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
@@ -64,24 +64,33 @@ class Matched:
     cases_created: int = 0
     repeats_closed: int = 0
     to_review: int = 0
+    #: (signal date, id) of the last signal read: where the next chunk goes on
+    last: tuple[dt.date, int] | None = None
 
 
 def match_signals(
-    session: Session, settings: Settings, municipality_id: int, limit: int = 20_000
+    session: Session,
+    settings: Settings,
+    municipality_id: int,
+    limit: int = 20_000,
+    after: tuple[dt.date, int] | None = None,
 ) -> Matched:
-    """Put every unmatched signal of one municipality into its case (see the module)."""
+    """Put the unmatched signals of one municipality into their cases (see the module): at
+    most ``limit``, in signal date order, after ``after`` (the ``last`` of the previous chunk
+    of this run: without it each chunk walked past every signal matched before it, quadratic
+    in a large municipality)."""
     out = Matched()
-    unmatched = list(
-        session.scalars(
-            select(Signal)
-            .outerjoin(CaseSignal, CaseSignal.signal_id == Signal.id)
-            .where(Signal.municipality_id == municipality_id, CaseSignal.signal_id.is_(None))
-            .order_by(Signal.signal_date, Signal.id)
-            .limit(limit)
-        )
+    query = (
+        select(Signal)
+        .outerjoin(CaseSignal, CaseSignal.signal_id == Signal.id)
+        .where(Signal.municipality_id == municipality_id, CaseSignal.signal_id.is_(None))
     )
+    if after is not None:
+        query = query.where(tuple_(Signal.signal_date, Signal.id) > tuple_(*after))
+    unmatched = list(session.scalars(query.order_by(Signal.signal_date, Signal.id).limit(limit)))
     if not unmatched:
         return out
+    out.last = (unmatched[-1].signal_date, unmatched[-1].id)
     by_case: dict[tuple[str, str], list[Signal]] = defaultdict(list)
     for signal in unmatched:
         by_case[
