@@ -19,15 +19,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 import pytest
 
 from tests.browser.fetch_axe import TARGET as AXE_FILE
+from tests.factories import totp_code
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +64,6 @@ class Site:
     env: dict[str, str]
     tmp: Path
     logins: dict[str, dict[str, str]]
-    used_steps: dict[str, int] = field(default_factory=dict)
 
     def vs(self, *args: str) -> str:
         result = subprocess.run(
@@ -73,16 +72,6 @@ class Site:
         )  # fmt: skip
         assert result.returncode == 0, f"vroegsignaal {args[0]}: {result.stderr[-2000:]}"
         return result.stdout
-
-    def totp(self, secret: str) -> str:
-        """A code for ``secret`` whose time step this run has not used (a replay is refused)."""
-        otp = pyotp.TOTP(secret)
-        now = otp.timecode(time.time())  # type: ignore[arg-type]
-        step = max(now, self.used_steps.get(secret, now - 1) + 1)
-        if step > now + 1:
-            time.sleep(max(0.0, (step - 1) * otp.interval - time.time()) + 0.05)
-        self.used_steps[secret] = step
-        return otp.generate_otp(step)
 
 
 @pytest.fixture(scope="session")
@@ -220,7 +209,7 @@ def log_in(page: Any, site: Site, role: str) -> None:
     page.get_by_label("Wachtwoord").fill(user["password"])
     page.get_by_role("button", name="Inloggen").click()
     if "/login/totp" in page.url:
-        page.get_by_label("Code").fill(site.totp(user["totp_secret"]))
+        page.get_by_label("Code").fill(totp_code(user["totp_secret"]))
         page.get_by_role("button", name="Bevestigen").click()
     saved = page.get_by_role("link", name="Ik heb de codes bewaard")
     if saved.count():  # the first log-in shows the recovery codes once

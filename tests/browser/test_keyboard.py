@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Site, check_accessibility
+from tests.factories import totp_code
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +66,7 @@ def test_counsellor_journey_with_the_keyboard_only(page: Any, site: Site) -> Non
     submit(page)
     if "/login/totp" in page.url:
         tab_to(page, _field("Code"))
-        page.keyboard.type(site.totp(user["totp_secret"]))
+        page.keyboard.type(totp_code(user["totp_secret"]))
         submit(page)
     if "herstelcodes" in page.url or page.get_by_text("herstelcodes").count():
         tab_to(page, lambda f: f["tag"] == "a" and "bewaard" in f["text"])
