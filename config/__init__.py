@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     ddas_contact_function: str | None = None
     ddas_period: Literal["month", "quarter", "half-year"] = "quarter"
     ddas_dir: str = "instance/ddas"
+    #: Exports asked for on the DDAS page are made by the scheduler (``make_ddas_exports``,
+    #: every ``ddas_export_poll_seconds``) into this private folder, encrypted with the data
+    #: key, and removed ``ddas_export_keep_hours`` after they are ready (or when the admin
+    #: removes them). An export whose maker died is taken up again, at most
+    #: ``ddas_export_max_attempts`` times.
+    ddas_exports_dir: str = "instance/ddas-exports"
+    ddas_export_poll_seconds: int = Field(default=5, gt=0)
+    ddas_export_keep_hours: int = Field(default=24, ge=1)
+    ddas_export_max_attempts: int = Field(default=3, ge=1)
     #: When (Europe/Amsterdam) the daily job checks for a period to deliver.
     ddas_delivery_time: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: The DDAS pull API for CBS (``POST /gegevens``, DDAS-VS.yaml): the OAuth2 client

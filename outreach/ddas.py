@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.metadata import PackageNotFoundError, version
@@ -127,6 +127,26 @@ class Tally:
     signals: int = 0
     cases: int = 0
     attempts: int = 0
+    #: Told the number of signals written so far, every ``PROGRESS_EVERY`` signals.
+    progress: Callable[[int], None] | None = None
+
+
+#: How often (in signals) the export tells its progress.
+PROGRESS_EVERY = 200
+
+
+def count_signals(session: Session, municipality_id: int, start: dt.date, end: dt.date) -> int:
+    """How many signals the levering holds: those of its active cases and the others."""
+    held = session.scalar(
+        select(func.count())
+        .select_from(CaseSignal)
+        .join(Case, Case.id == CaseSignal.case_id)
+        .where(_active_cases(municipality_id, start, end))
+    )
+    lone = session.scalar(
+        select(func.count()).select_from(Signal).where(_lone(municipality_id, start, end))
+    )
+    return (held or 0) + (lone or 0)
 
 
 @dataclass
@@ -309,11 +329,17 @@ class Digest(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
+class Sink(Protocol):
+    """Where a document's bytes go: a file, or something wrapping one."""
+
+    def write(self, data: bytes, /) -> Any: ...
+
+
 class Writer:
     """Writes JSON pieces as UTF-8 to a binary handle, feeding a SHA-256 (and any other
     digest given) as it goes."""
 
-    def __init__(self, handle: IO[bytes], *digests: Digest) -> None:
+    def __init__(self, handle: Sink, *digests: Digest) -> None:
         self.handle, self.sha256 = handle, hashlib.sha256()
         self.digests: tuple[Digest, ...] = (self.sha256, *digests)
 
@@ -344,6 +370,12 @@ def _header(start: dt.date, end: dt.date, now: dt.datetime) -> dict[str, Any]:
     return header
 
 
+def refuse_early(start: dt.date, end: dt.date) -> None:
+    """Raise :class:`ExportRefused` now if the period's header would break a rule (before
+    anything is queued or written)."""
+    _header(start, end, dt.datetime.now(dt.UTC))
+
+
 def write_document(
     session: Session,
     protector: DataProtector,
@@ -353,14 +385,16 @@ def write_document(
     end: dt.date,
     writer: Writer,
     now: dt.datetime | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Tally:
     """Write one Uitwisselmodel document, a levering (or a part of one) per municipality.
 
     Every object is checked as it is written; raises :class:`ExportRefused` with the paths of
-    all violations after writing (the caller throws what was written away).
+    all violations after writing (the caller throws what was written away). ``progress`` is
+    told the number of signals written so far, now and then.
     """
     header = _header(start, end, now or dt.datetime.now(dt.UTC))
-    tally = Tally()
+    tally = Tally(progress=progress)
     problems: list[str] = []
     writer.write(_dumps(header)[:-1] + ',"leveringen":[')
     for teller, (municipality, part) in enumerate(leveringen, start=1):
@@ -457,6 +491,52 @@ class UnnamedFile:
             self.path.unlink(missing_ok=True)
 
 
+class SealingSink(Sink, Protocol):
+    """A sink that wraps the file (e.g. encrypts it) and must be told the end."""
+
+    def finish(self) -> None: ...
+
+
+def write_file(
+    session: Session,
+    protector: DataProtector,
+    settings: Settings,
+    municipalities: list[Municipality],
+    start: dt.date,
+    end: dt.date,
+    out: Path,
+    now: dt.datetime | None = None,
+    *,
+    seal: Callable[[IO[bytes]], SealingSink] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Delivery:
+    """Write the whole delivery for ``municipalities`` and the period to ``out`` (see the
+    module), through a file without a name that becomes ``out`` only when every check
+    passed. Not logged (see :func:`export`). ``seal`` wraps the file's handle (the bytes
+    hashed are the document's, before sealing); ``progress`` as in :func:`write_document`."""
+    _header(start, end, now or dt.datetime.now(dt.UTC))  # refuse before making a file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    unnamed = UnnamedFile(out.parent)
+    try:
+        with unnamed.handle as handle:
+            sink = seal(handle) if seal is not None else None
+            writer = Writer(sink if sink is not None else handle)
+            tally = write_document(
+                session, protector, settings, [(m, Part()) for m in municipalities], start, end,
+                writer, now, progress,
+            )  # fmt: skip
+            if sink is not None:
+                sink.finish()
+            unnamed.publish(out)
+    except BaseException:
+        unnamed.discard()
+        raise
+    codes = [m.code for m in municipalities]
+    return Delivery(
+        out, writer.sha256.hexdigest(), codes, tally.signals, tally.cases, tally.attempts
+    )
+
+
 def export(
     session: Session,
     protector: DataProtector,
@@ -468,27 +548,10 @@ def export(
     by: str,
     now: dt.datetime | None = None,
 ) -> Delivery:
-    """Write the whole delivery for ``municipalities`` and the period to ``out`` (see the
-    module), through a temporary file beside it that replaces ``out`` only when every check
-    passed; log it."""
-    _header(start, end, now or dt.datetime.now(dt.UTC))  # refuse before making a file
-    out.parent.mkdir(parents=True, exist_ok=True)
-    unnamed = UnnamedFile(out.parent)
-    try:
-        with unnamed.handle as handle:
-            writer = Writer(handle)
-            tally = write_document(
-                session, protector, settings, [(m, Part()) for m in municipalities], start, end,
-                writer, now,
-            )  # fmt: skip
-            unnamed.publish(out)
-    except BaseException:
-        unnamed.discard()
-        raise
-    codes = [m.code for m in municipalities]
-    delivery = Delivery(
-        out, writer.sha256.hexdigest(), codes, tally.signals, tally.cases, tally.attempts
-    )
+    """:func:`write_file`, then the delivery log."""
+    delivery = write_file(session, protector, settings, municipalities, start, end, out, now)
+    tally = Tally(delivery.signals, delivery.cases, delivery.attempts)
+    codes = delivery.municipalities
     delivery.log_id = log_delivery(session, start, end, codes, tally, delivery.sha256, by).id
     return delivery
 
@@ -617,7 +680,11 @@ def _levering(
             problems += signal_violations(item, where)
             writer.write(("," if index else "") + _dumps(item))
             index += 1
+            if tally.progress is not None and index % PROGRESS_EVERY == 0:
+                tally.progress(tally.signals + index)
     tally.signals += index
+    if tally.progress is not None:
+        tally.progress(tally.signals)
     writer.write('],"vroegsignaalzaken":[')
     index = 0
     for case, signal_ids in _cases(session, mid, start, end, part.cases):

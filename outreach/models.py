@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from signals.models import (
     StatisticsMark,
     User,
     first_of_month,
+    new_uuid,
     value_enum,
 )
 
@@ -269,6 +271,54 @@ class DdasDelivery(Base):
     #: A user's e-mail, "cli:<login>" or "systeem".
     by: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExportStatus(enum.StrEnum):
+    """Where an export asked for on the DDAS page stands (:mod:`outreach.exports`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    READY = "ready"
+    REFUSED = "refused"
+    FAILED = "failed"
+    #: ready once, then removed: its time was up, or the admin removed it
+    REMOVED = "removed"
+
+
+class DdasExport(Base):
+    """An export asked for on the DDAS page, made by the scheduler, not in the request.
+
+    Holds no personal data: the file is in ``ddas_exports_dir`` under the export's id,
+    encrypted with the data key (:class:`outreach.exports.SealedFile`). ``violations`` are
+    the paths and rules of a refusal, never values; ``error`` is an exception's class name.
+    """
+
+    __tablename__ = "ddas_exports"
+    __table_args__ = (Index(None, "status", "requested_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    #: Only the admin who asked may follow and download it.
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: Comma-separated CBS codes, as in the delivery log.
+    gemeenten: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[dt.date]
+    period_end: Mapped[dt.date]
+    status: Mapped[ExportStatus] = mapped_column(value_enum(ExportStatus, 16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: Progress: the signals the delivery will hold (counted when it starts), and written.
+    signals_total: Mapped[int | None]
+    signals_done: Mapped[int] = mapped_column(default=0)
+    violations: Mapped[list[str] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(120))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("ddas_deliveries.id"))
+    size: Mapped[int | None] = mapped_column(BigId)
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]
+    downloads: Mapped[int] = mapped_column(default=0)
+
+    delivery: Mapped[DdasDelivery | None] = relationship()
 
 
 class StatisticsCount(Base):

@@ -45,6 +45,8 @@ def _settings(tmp: Path, database_url: str, **extra: object) -> Settings:
         "database_url": database_url,
         "inbox_dir": str(tmp / "inbox"),
         "models_dir": str(tmp / "models"),
+        "ddas_dir": str(tmp / "ddas"),
+        "ddas_exports_dir": str(tmp / "ddas-exports"),
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ It stops the process at a point named by the environment, writes its pid to
 
 - ``PAUSE_INSERT_TABLE=T``, ``PAUSE_AFTER=N``: after the N-th INSERT into table T (its
   rows sent to the database, the transaction still open);
-- ``PAUSE_EXPORT_BYTES=N``: once a DDAS export has written N bytes (flushed to its file).
+- ``PAUSE_EXPORT_BYTES=N``: once a DDAS export has written N bytes of its document (what
+  reached its file flushed; a sealed export keeps up to a frame in memory).
 
 Nothing in the application knows about this: the hooks are SQLAlchemy events and a wrapper
 installed here, in the test's own process.
@@ -56,8 +57,9 @@ def _install() -> None:
             original(self, text)
             written[0] += len(text)
             if written[0] >= int(limit):
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
+                handle = getattr(self.handle, "handle", self.handle)  # a SealedFile's file
+                handle.flush()
+                os.fsync(handle.fileno())
                 _pause()
 
         ddas.Writer.write = write  # type: ignore[method-assign]

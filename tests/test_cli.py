@@ -34,6 +34,8 @@ def _env(runtime: Runtime, **extra: str) -> dict[str, str]:
             "VROEGSIGNAAL_SECRET_KEY": settings.secret_key,
             "VROEGSIGNAAL_DATA_KEY": settings.data_key,
             "VROEGSIGNAAL_INBOX_DIR": settings.inbox_dir,
+            "VROEGSIGNAAL_DDAS_DIR": settings.ddas_dir,
+            "VROEGSIGNAAL_DDAS_EXPORTS_DIR": settings.ddas_exports_dir,
         }
     )
     env.update(extra)
@@ -336,6 +338,7 @@ def test_jobs_run_all_and_unknown(runtime: Runtime) -> None:
         "count_statistics": {"gemeenten": 0, "maanden": 0},
         "send_reminders": 0,
         "deliver_ddas": None,
+        "make_ddas_exports": 0,
         "purge_expired": dict.fromkeys(
             [
                 "cases",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import signal
 import socket
 import sqlite3
@@ -374,6 +375,45 @@ def test_killed_mid_export_leaves_no_file_then_completes(
     assert report["signals"] == _count(runtime, Signal) > 100
     assert sum(len(lev["vroegsignalen"]) for lev in document["leveringen"]) == report["signals"]
     assert [p.name for p in folder.iterdir()] == ["ddas.json"]
+    assert _count(runtime, DdasDelivery) == 1
+
+
+def test_an_export_asked_for_in_the_browser_shows_progress_survives_a_kill_and_completes(
+    runtime: Runtime, world: World, tmp_path: Path
+) -> None:
+    """The scheduler's maker of DDAS exports, killed halfway: the page showed how far it was,
+    no file is left, and the next run makes the export from the start."""
+    from outreach.exports import make_exports
+
+    world.ingest(synthetic_csv(600, prefix="EXQ"))
+    run_job(runtime, "match_signals")
+    contact = {"ddas_contact_email": "vroegsignalering@utrecht.example"}
+    settings = runtime.settings.model_copy(update=contact)
+    app = create_app(runtime=Runtime(settings, runtime.engine), TESTING=True)
+    client = app.test_client()
+    login_as(client, world, Role.ADMIN, "beheer@example.nl")
+    page = client.get("/ddas").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert token is not None
+    form = {"van": "2000-01-01", "tot": "2099-12-31", "gemeente": "alle",
+            "csrf_token": token.group(1)}  # fmt: skip
+    path = client.post("/ddas", data=form).headers["Location"]
+    # Killed with a good part of the document written (some 150,000 bytes of signals).
+    _killed_at_pause(runtime, tmp_path, "jobs", "run", "make_ddas_exports",
+                     PAUSE_EXPORT_BYTES="100000",
+                     VROEGSIGNAAL_DDAS_CONTACT_EMAIL=contact["ddas_contact_email"])  # fmt: skip
+    state = client.get(f"{path}/status").get_json()
+    assert state["status"] == "running" and state["total"] == 600
+    assert 200 <= state["done"] < 600, state  # told while it went
+    assert state["progress"] == f"{state['done']} van 600 signalen"
+    folder = Path(settings.ddas_exports_dir)
+    assert list(folder.iterdir()) == []  # nothing of the half-made file, under any name
+    assert _count(runtime, DdasDelivery) == 0
+    assert make_exports(Runtime(settings, runtime.engine)) == 1
+    state = client.get(f"{path}/status").get_json()
+    assert (state["status"], state["done"], state["total"]) == ("ready", 600, 600)
+    document = json.loads(client.get(f"{path}/bestand").get_data())
+    assert sum(len(lev["vroegsignalen"]) for lev in document["leveringen"]) == 600
     assert _count(runtime, DdasDelivery) == 1
 
 

@@ -77,7 +77,11 @@ MATRIX: Final[dict[str, Access]] = {
     "dashboard.dashboard_xlsx": _roles(ANALYST, ADMIN),
     # -- admins: the DDAS delivery (BSNs and addresses) --------------------------------------
     "ddas_pages.ddas": _roles(ADMIN),
-    "ddas_pages.download": _roles(ADMIN),
+    "ddas_pages.request_export": _roles(ADMIN),
+    "ddas_pages.export": _roles(ADMIN),  # and only the admin who asked (404 to the others)
+    "ddas_pages.export_status": _roles(ADMIN),
+    "ddas_pages.export_file": _roles(ADMIN),
+    "ddas_pages.remove_export": _roles(ADMIN),
     # -- admins: functioneel beheer and the audit trail (no resident data) -------------------
     "admin.index": _roles(ADMIN),
     "admin.audit_log": _roles(ADMIN),

@@ -125,6 +125,10 @@ def init_config(out: Path) -> None:
             "# Generated once by `vroegsignaal init-config`; keep it secret, keep it safe.\n"
             f'secret_key = "{secrets.token_urlsafe(48)}"\n'
             f'data_key = "{base64.b64encode(os.urandom(32)).decode()}"\n'
+            "# The DDAS delivery's contact person (an export is refused without an e-mail\n"
+            "# address): the demo's; put your own team's here.\n"
+            'ddas_contact_name = "Team Vroegsignalering"\n'
+            'ddas_contact_email = "vroegsignalering@demo.vroegsignaal.nl"\n'
         )
     click.echo(f"wrote {out}")
 

@@ -1,21 +1,32 @@
-"""The DDAS delivery for admins: the delivery log, and the export as a download.
+"""The DDAS delivery for admins: the delivery log, and exports to download.
 
-The download is made by the same :func:`outreach.ddas.export` as the scheduled delivery and
-the command line, so it is checked the same way and logged with the admin's e-mail address.
-A refusal lists the paths of the violations (never a value). The file is written into a
-private temporary folder and unlinked as soon as it is open for sending.
+An export is asked for here and made by the scheduler (:mod:`outreach.exports`): the request
+only checks the form and the settings, queues the export and sends the admin to its page,
+which follows it without reloading (``/ddas/exports/<id>/status``, ``static/app.js``) until
+the file is ready or refused. The file is the same checked document as the scheduled
+delivery's and the command line's, logged with the admin's e-mail address; it is kept
+encrypted until its time is up or the admin removes it, and every download is audited. Only
+the admin who asked sees an export, and only while still an admin of all its
+municipalities; a refusal lists the paths of the violations (never a value).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    url_for,
+)
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -24,18 +35,31 @@ from sqlalchemy import select
 from wtforms import DateField, SelectField
 from wtforms.validators import DataRequired, ValidationError
 
-from outreach.ddas import ExportRefused, export, last_complete_period
-from outreach.models import DdasDelivery
+from outreach import exports
+from outreach.ddas import ExportRefused, last_complete_period, organisation, refuse_early
+from outreach.models import DdasDelivery, DdasExport, ExportStatus
+from signals import audit
+from signals.db import unit_of_work
 from signals.enums import Role
-from signals.models import Municipality
+from signals.models import Municipality, User
 from signals.rules import today_nl
 from webapp.auth import roles_required
-from webapp.cbs import stream_and_close
 from webapp.db import get_session
 
 bp = Blueprint("ddas_pages", __name__)
 ALL = "alle"
 LOG_ROWS = 100
+#: The admin's own exports shown on the DDAS page, newest first.
+EXPORT_ROWS = 20
+
+STATUS_TEXT = {
+    ExportStatus.QUEUED: _l("In de wachtrij"),
+    ExportStatus.RUNNING: _l("Wordt gemaakt"),
+    ExportStatus.READY: _l("Klaar om te downloaden"),
+    ExportStatus.REFUSED: _l("Afgekeurd"),
+    ExportStatus.FAILED: _l("Mislukt"),
+    ExportStatus.REMOVED: _l("Verwijderd"),
+}
 
 
 class DeliveryForm(FlaskForm):
@@ -92,12 +116,24 @@ def _log(codes: set[str]) -> list[LogRow]:
     return out
 
 
+def _mine(codes: set[str]) -> list[DdasExport]:
+    """The admin's own newest exports, of municipalities still theirs."""
+    rows = get_session().scalars(
+        select(DdasExport)
+        .where(DdasExport.requested_by_id == current_user.id)
+        .order_by(DdasExport.requested_at.desc(), DdasExport.id.desc())
+        .limit(EXPORT_ROWS)
+    )
+    return [r for r in rows if set(r.gemeenten.split(",")) <= codes]
+
+
 def _page(form: DeliveryForm, municipalities: list[Municipality], **extra: Any) -> str:
     form.gemeente.choices = [(ALL, _("alle (%(n)d)", n=len(municipalities)))] + [
         (m.code, f"{m.name} ({m.code})") for m in municipalities
     ]
-    deliveries = _log({m.code for m in municipalities})
-    return render_template("ddas.html", form=form, deliveries=deliveries, **extra)
+    codes = {m.code for m in municipalities}
+    return render_template("ddas.html", form=form, deliveries=_log(codes), exports=_mine(codes),
+                           status_text=STATUS_TEXT, **extra)  # fmt: skip
 
 
 def _no_store(response: Any) -> Any:
@@ -116,7 +152,8 @@ def ddas() -> Any:
 
 @bp.post("/ddas")
 @roles_required(Role.ADMIN)
-def download() -> Any:
+def request_export() -> Any:
+    """Queue an export and go to its page; what can be refused at once is refused here."""
     municipalities = _municipalities()
     form = DeliveryForm()
     chosen = [m for m in municipalities if form.gemeente.data in (ALL, m.code)]
@@ -127,19 +164,115 @@ def download() -> Any:
     runtime = current_app.extensions["vroegsignaal"]
     start, end = form.van.data, form.tot.data
     assert start is not None and end is not None  # DataRequired
-    name = f"ddas-{'-'.join(m.code for m in chosen)}-{start}-{end}.json"
-    folder = Path(tempfile.mkdtemp(prefix="vs-ddas-"))  # mode 0700
     try:
-        export(get_session(), runtime.protector, runtime.settings, chosen, start, end,
-               folder / name, by=current_user.email)  # fmt: skip
-        handle = (folder / name).open("rb")
+        refuse_early(start, end)
+        for municipality in chosen:
+            organisation(runtime.settings, municipality)
     except ExportRefused as exc:
         page = _page(form, municipalities, refused=exc.violations)
         return _no_store(current_app.make_response((page, 422)))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # the open file stays readable
-    response = Response(stream_and_close(handle), mimetype="application/json")
+    session = get_session()
+    user = session.get(User, current_user.id)
+    assert user is not None  # logged in
+    record = exports.request_export(session, user, chosen, start, end)
+    return redirect(url_for("ddas_pages.export", export_id=record.id), code=303)
+
+
+def _own_export(export_id: str) -> DdasExport:
+    """The export, if this admin asked for it and is still an admin of all its
+    municipalities; otherwise 404."""
+    record = get_session().get(DdasExport, export_id) if len(export_id) <= 36 else None
+    if record is None or record.requested_by_id != current_user.id:
+        abort(404)
+    if not set(record.gemeenten.split(",")) <= {m.code for m in _municipalities()}:
+        abort(404)
+    return record
+
+
+def _progress_text(record: DdasExport) -> str:
+    if record.signals_total is None:
+        return ""
+    done, total = format_decimal(record.signals_done), format_decimal(record.signals_total)
+    return _("%(done)s van %(total)s signalen", done=done, total=total)
+
+
+@bp.get("/ddas/exports/<export_id>")
+@roles_required(Role.ADMIN)
+def export(export_id: str) -> Any:
+    record = _own_export(export_id)
+    page = render_template(
+        "ddas_export.html",
+        export=record,
+        status_text=STATUS_TEXT,
+        final=record.status in exports.FINAL,
+        progress_text=_progress_text(record),
+        name=exports.download_name(record),
+    )
+    return _no_store(current_app.make_response(page))
+
+
+@bp.get("/ddas/exports/<export_id>/status")
+@roles_required(Role.ADMIN)
+def export_status(export_id: str) -> Any:
+    """Where the export stands, for its page to follow without reloading (static/app.js)."""
+    record = _own_export(export_id)
+    return _no_store(
+        jsonify(
+            {
+                "status": record.status.value,
+                "label": str(STATUS_TEXT[record.status]),
+                "final": record.status in exports.FINAL,
+                "done": record.signals_done,
+                "total": record.signals_total,
+                "progress": _progress_text(record),
+            }
+        )
+    )
+
+
+@bp.get("/ddas/exports/<export_id>/bestand")
+@roles_required(Role.ADMIN)
+def export_file(export_id: str) -> Any:
+    """The document, decrypted as it is sent; each download is audited first."""
+    record = _own_export(export_id)
+    if record.status is ExportStatus.REMOVED:
+        abort(410)
+    if record.status is not ExportStatus.READY:
+        abort(409)
+    runtime = current_app.extensions["vroegsignaal"]
+    path = exports.file_path(runtime.settings.ddas_exports_dir, record.id)
+    try:
+        handle = path.open("rb")  # open before anything is sent: removed later, still readable
+    except FileNotFoundError:
+        abort(410)
+    with unit_of_work(runtime.sessions) as session:  # the page itself only reads
+        counted = session.get(DdasExport, record.id)
+        assert counted is not None
+        counted.downloads += 1
+        for municipality_id in session.scalars(
+            select(Municipality.id).where(Municipality.code.in_(record.gemeenten.split(",")))
+        ):
+            audit.record(session, current_user.email, "export.ddas.gedownload",
+                         purpose=audit.PURPOSE_EXPORT, municipality_id=municipality_id,
+                         export_id=record.id, levering_id=record.delivery_id)  # fmt: skip
+    body = exports.unsealed(handle, runtime.protector, record.id)
+    response = Response(body, mimetype="application/json")
     response.call_on_close(handle.close)
-    response.headers["Content-Length"] = str(os.fstat(handle.fileno()).st_size)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    if record.size is not None:
+        response.headers["Content-Length"] = str(record.size)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{exports.download_name(record)}"'
+    )
     return _no_store(response)
+
+
+@bp.post("/ddas/exports/<export_id>/verwijderen")
+@roles_required(Role.ADMIN)
+def remove_export(export_id: str) -> Any:
+    record = _own_export(export_id)
+    if record.status is ExportStatus.READY:
+        runtime = current_app.extensions["vroegsignaal"]
+        exports.remove_file(get_session(), record, runtime.settings.ddas_exports_dir,
+                            current_user.email)  # fmt: skip
+        flash(_("Het bestand is verwijderd."), "success")
+    return redirect(url_for("ddas_pages.ddas"), code=303)

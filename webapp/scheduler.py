@@ -26,7 +26,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from outreach import ddas
+from outreach import ddas, exports
 from outreach import jobs as outreach_jobs
 from scoring import jobs as scoring_jobs
 from signals import jobs as signal_jobs
@@ -57,6 +57,7 @@ JOBS: dict[str, tuple[Callable[[Runtime], Any], str]] = {
     "count_statistics": (outreach_jobs.count_statistics, "matching_poll_seconds"),
     "send_reminders": (outreach_jobs.send_reminders, "reminder_time"),
     "deliver_ddas": (ddas.deliver_periodically, "ddas_delivery_time"),
+    "make_ddas_exports": (exports.make_exports, "ddas_export_poll_seconds"),
     "purge_expired": (outreach_jobs.purge_expired, "retention_time"),
 }
 

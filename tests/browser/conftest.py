@@ -91,6 +91,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "VROEGSIGNAAL_INBOX_POLL_SECONDS": "2",
             "VROEGSIGNAAL_SCORING_POLL_SECONDS": "2",
             "VROEGSIGNAAL_MATCHING_POLL_SECONDS": "2",
+            "VROEGSIGNAAL_DDAS_EXPORT_POLL_SECONDS": "1",
+            "VROEGSIGNAAL_DDAS_DIR": str(tmp / "ddas"),
+            "VROEGSIGNAAL_DDAS_EXPORTS_DIR": str(tmp / "ddas-exports"),
+            "VROEGSIGNAAL_DDAS_CONTACT_EMAIL": "vroegsignalering@demo.vroegsignaal.nl",
             "VROEGSIGNAAL_RATE_LIMIT_LOGIN": "1000 per minute",
         }
     )

@@ -5,6 +5,7 @@ password the page showed once (see conftest for the running site)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -135,3 +136,49 @@ def test_admin_adds_a_counsellor_renews_a_key_registers_a_partner_and_reads_the_
         check_accessibility(newcomer)
     finally:
         context.close()
+
+
+def test_admin_asks_for_a_ddas_delivery_watches_it_made_and_downloads_it(
+    page: Any, site: Site
+) -> None:
+    """The export is made by the scheduler; its page follows it without reloading and then
+    offers the checked file (progress and finish states for long work)."""
+    log_in(page, site, "admin")
+    page.goto("/ddas")
+    check_accessibility(page)
+    today = dt.date.today()
+    page.get_by_label("Van").fill((today - dt.timedelta(days=120)).isoformat())
+    page.get_by_label("Tot en met").fill(today.isoformat())
+    page.get_by_label("Gemeente").select_option("0344")
+    page.get_by_role("button", name="Levering maken").click()
+    page.wait_for_url(re.compile(r"/ddas/exports/[0-9a-f-]{36}$"))
+    url = page.url
+    loads: list[str] = []
+    page.on("load", lambda p: loads.append(p.url))
+    first = page.locator("[data-status-label]").inner_text()
+    assert first in ("In de wachtrij", "Wordt gemaakt", "Klaar om te downloaden")
+    # The scheduler (every second) makes it; the page follows by itself.
+    link = page.get_by_role("link", name=re.compile(r"^Download ddas-0344-"))
+    link.wait_for(timeout=60_000)
+    assert page.locator("[data-status-label]").inner_text() == "Klaar om te downloaden"
+    assert loads == [] and page.url == url, "the page was not reloaded"
+    check_accessibility(page)
+    screenshot(page, "ddas_export")
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert re.fullmatch(
+        r"ddas-0344-\d{4}-\d\d-\d\d-\d{4}-\d\d-\d\d\.json", download.suggested_filename
+    )
+    document = json.loads(download.path().read_bytes())
+    (levering,) = document["leveringen"]
+    assert levering["gemeentecode"] == "0344" and len(levering["vroegsignalen"]) > 100
+    facts = page.locator("dl.facts").inner_text()
+    assert re.search(rf"Signalen\s+{len(levering['vroegsignalen'])}\b", facts)
+    # The file goes when the admin says so; the delivery log keeps the delivery.
+    page.get_by_role("button", name="Bestand nu verwijderen").click()
+    page.wait_for_url(re.compile(r"/ddas$"))
+    assert "Het bestand is verwijderd." in page.inner_text("main")
+    assert page.request.get(f"{url}/bestand", max_redirects=0).status == 410  # same session
+    log = page.get_by_role("table", name="Leveringslogboek").inner_text()
+    assert site.logins["admin"]["email"] in log

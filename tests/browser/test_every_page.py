@@ -3,7 +3,9 @@ Dutch and in English, and the language switch on each of them (journey 5)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,7 +14,8 @@ from tests.browser.conftest import Site, check_accessibility, log_in
 
 pytestmark = pytest.mark.browser
 
-#: The pages of each role ({case} and {batch} are filled from the demo's data).
+#: The pages of each role ({case} and {batch} are filled from the demo's data, {export} is
+#: asked for on /ddas).
 PAGES: dict[str, list[tuple[str, str]]] = {
     "counsellor": [
         ("views.home", "/"),
@@ -26,15 +29,16 @@ PAGES: dict[str, list[tuple[str, str]]] = {
         ("admin.index", "/admin"),
         ("admin.audit_log", "/admin/audit"),
         ("ddas_pages.ddas", "/ddas"),
+        ("ddas_pages.export", "{export}"),
     ],
     "partner": [("portal.batches", "/partner/batches"), ("portal.batch", "{batch}")],
 }
 #: GET endpoints that are not pages: files, JSON, redirects, machine APIs.
 NOT_PAGES = {
     "static", "views.favicon", "views.healthz", "views.readyz", "api.openapi", "i18n.switch",
-    "dashboard.dashboard_csv", "dashboard.dashboard_xlsx", "ddas_pages.download",
-    "portal.batch_status", "admin.certificate", "api.get_batch", "api.get_feedback",
-    "metrics.metrics",
+    "dashboard.dashboard_csv", "dashboard.dashboard_xlsx", "ddas_pages.export_status",
+    "ddas_pages.export_file", "portal.batch_status", "admin.certificate", "api.get_batch",
+    "api.get_feedback", "metrics.metrics",
 }  # fmt: skip
 #: Pages every journey passes before it has a role.
 BEFORE_LOG_IN = {"auth.login", "auth.login_totp"}
@@ -63,6 +67,11 @@ def _fill(path: str, page: Any) -> str:
     if path == "{batch}":
         page.goto("/partner/batches")
         return str(page.locator("main table tbody tr a").first.get_attribute("href"))
+    if path == "{export}":  # one the admin asks for now
+        page.goto("/ddas")
+        page.get_by_role("button", name="Levering maken").click()
+        page.wait_for_url(re.compile(r"/ddas/exports/[0-9a-f-]{36}$"))
+        return str(urlsplit(page.url).path)
     return path
 
 

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from outreach import exports
 from outreach.models import Case, CaseSignal
 from signals.db import unit_of_work
 from signals.enums import BatchSource, PartnerType, Role
 from signals.jobs import ingest_file
-from signals.models import Batch, Municipality, Partner, Signal
+from signals.models import Batch, Municipality, Partner, Signal, User
 from signals.rules import today_nl
+from signals.runtime import Runtime
 from signals.service import add_municipality, add_partner, add_recipient_key, add_user
 from tests import factories
 from tests.factories import World, csv_bytes, openssl_batch, pem_public, row
@@ -86,6 +88,8 @@ class Side:
     partner_id: str
     token: str
     batch_id: str = ""
+    #: a DDAS export asked for by the side's admin, ready to download
+    export_id: str = ""
     case_ids: list[int] = field(default_factory=list)
     users: dict[Role, Account] = field(default_factory=dict)
 
@@ -149,7 +153,24 @@ def two(world: World) -> Two:
         assert len(session.scalars(select(Signal.id).join(CaseSignal)).all()) == 3
     _users(world, a)
     _users(world, b)
+    for side in (a, b):
+        side.export_id = _ready_export(world, side)
     return Two(world, a, b)
+
+
+def _ready_export(world: World, side: Side) -> str:
+    """A DDAS export of the side's municipality, asked for by its admin and made."""
+    runtime = world.runtime
+    with unit_of_work(runtime.sessions) as session:
+        municipality = session.get(Municipality, side.municipality_id)
+        assert municipality is not None
+        admin = session.scalars(select(User).where(User.email == side.users[Role.ADMIN].email))
+        today = today_nl()
+        record = exports.request_export(session, admin.one(), [municipality], today, today)
+        export_id = record.id
+    settings = runtime.settings.model_copy(update={"ddas_contact_email": "ddas@gemeente.example"})
+    assert exports.make_exports(Runtime(settings, runtime.engine)) == 1
+    return export_id
 
 
 # -- logging in -------------------------------------------------------------------------------

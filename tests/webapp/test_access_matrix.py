@@ -34,7 +34,7 @@ TODAY = today_nl()
 FORMS: dict[str, dict[str, str]] = {
     "outreach.close_case": {"result": CaseResult.GEEN_CONTACT.value},
     "outreach.review_case": {"besluit": "oppakken"},
-    "ddas_pages.download": {
+    "ddas_pages.request_export": {
         "van": (TODAY - dt.timedelta(days=60)).isoformat(),
         "tot": TODAY.isoformat(),
         "gemeente": "alle",
@@ -69,7 +69,7 @@ def staff(world: World, email: str, main: Role, *extra: Role) -> Account:
 
 def url_of(rule: Any, side: Side) -> str:
     values = {"case_id": side.case_ids[0], "batch_id": side.batch_id, "filename": "style.css",
-              "code": "nl"}  # fmt: skip
+              "code": "nl", "export_id": side.export_id}  # fmt: skip
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: str(values[m.group(1)]), rule.rule)
 
 
@@ -171,7 +171,8 @@ def test_the_matrix_keeps_personal_data_to_counsellors_and_admins() -> None:
             assert cell == {Role.ADMIN}, endpoint
     assert MATRIX["outreach.case"] == {Role.COUNSELLOR}
     assert MATRIX["dashboard.dashboard"] == {Role.ANALYST, Role.ADMIN}
-    assert MATRIX["ddas_pages.download"] == {Role.ADMIN}
+    assert MATRIX["ddas_pages.request_export"] == {Role.ADMIN}
+    assert MATRIX["ddas_pages.export_file"] == {Role.ADMIN}
     assert MATRIX["portal.batch"] == {Role.PARTNER}
 
 

@@ -1,8 +1,9 @@
 /* Vroegsignaal: small enhancements on top of pages that work without them.
  *
- * [data-status-url]: a batch being processed. Its status is asked every 1.5 s; the status
- * text (a polite live region) follows, and when the batch is done the report, rendered by
- * the server, replaces the element: no reload, nothing to click. */
+ * [data-status-url]: a batch being processed, or a DDAS export being made. Its status is
+ * asked every 1.5 s; the status text (a polite live region) and any progress bar follow, and
+ * when the work is done the report, rendered by the server, replaces the element: no
+ * reload, nothing to click. */
 (function () {
   "use strict";
 
@@ -23,6 +24,8 @@
   function follow(element) {
     var url = element.getAttribute("data-status-url");
     var label = element.querySelector("[data-status-label]");
+    var bar = element.querySelector("progress");
+    var count = element.querySelector("[data-progress-label]");
     function poll() {
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
@@ -34,6 +37,11 @@
             label.textContent = state.label;
             label.className = "status status-" + state.status;
           }
+          if (bar && state.total) {
+            bar.max = state.total;
+            bar.value = state.done;
+          }
+          if (count && state.progress) { count.textContent = state.progress; }
           if (state.final) { return swapReport(element); }
           window.setTimeout(poll, 1500);
         })
