@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
@@ -246,20 +246,25 @@ def _earlier_signals(
     (the BSN hash, else the address hash, as :func:`_household`)."""
     out: dict[str, list[Signal]] = defaultdict(list)
     for keys in _chunks(households):
-        for signal in session.scalars(
-            select(Signal)
-            .join(CaseSignal, CaseSignal.signal_id == Signal.id)
-            .where(
-                Signal.municipality_id == municipality_id,
-                or_(
-                    Signal.bsn_hash.in_(keys),
-                    and_(Signal.bsn_hash.is_(None), Signal.address_hash.in_(keys)),
-                ),
-                Signal.signal_date >= since,
-                Signal.signal_date < before,
-            )
-        ):
-            out[_household(signal)].append(signal)
+        # Two queries, one per hash index. One query with "bsn_hash IN (...) OR (bsn_hash IS
+        # NULL AND address_hash IN (...))" made SQLite walk the municipality's whole date range
+        # for every chunk: quadratic in a large municipality (bench/README.md). "+ 0" keeps
+        # SQLite (which has no statistics here) off the (municipality, date) index, so that it
+        # looks the hashes up; the address query's signals with a BSN are the BSN query's.
+        for by_bsn in (True, False):
+            found = Signal.bsn_hash.in_(keys) if by_bsn else Signal.address_hash.in_(keys)
+            for signal in session.scalars(
+                select(Signal)
+                .join(CaseSignal, CaseSignal.signal_id == Signal.id)
+                .where(
+                    found,
+                    Signal.municipality_id + 0 == municipality_id,
+                    Signal.signal_date >= since,
+                    Signal.signal_date < before,
+                )
+            ):
+                if by_bsn or signal.bsn_hash is None:
+                    out[_household(signal)].append(signal)
     return out
 
 

@@ -101,6 +101,37 @@ def test_repeats_unchanged_are_closed_grown_ones_are_picked_up(world: World) -> 
     assert closed.opeenvolgend and picked.opeenvolgend
 
 
+def test_a_household_known_by_its_address_only_is_a_repeat_too(world: World) -> None:
+    """Without a BSN the household is its address: an earlier signal there without a BSN
+    makes the new one a repeat; one there with a BSN belongs to that person, not to it."""
+    address = {"bsn": "", "postcode": "3512PH", "huisnummer": "3", "achternaam": "Bakker"}
+    elsewhere = {"bsn": "", "postcode": "3511AB", "huisnummer": "8", "achternaam": "Smit"}
+    earlier = {"signaaldatum": _day(75), "ontstaansdatum": _day(120), "bedrag": "1000"}
+    world.ingest(
+        [
+            row(signaal_id="H1", **address, **earlier),
+            row(signaal_id="P1", **{**elsewhere, "bsn": "111222333"}, **earlier),
+        ],
+        "earlier.p7m",
+    )
+    match(world.runtime)
+    world.ingest(
+        [
+            row(signaal_id="H2", **address, signaaldatum=_day(1), bedrag="1000"),
+            row(signaal_id="S2", **elsewhere, signaaldatum=_day(1), bedrag="1000"),
+        ],
+        "now.p7m",
+    )
+    assert match(world.runtime)["repeats_closed"] == 1
+    with unit_of_work(world.runtime.readers) as session:
+        h2 = session.scalars(select(Signal).where(Signal.signal_ref == "H2")).one()
+        s2 = session.scalars(select(Signal).where(Signal.signal_ref == "S2")).one()
+        assert h2.status is SignalStatus.NIET_OPGEPAKT_HERHAALD
+        assert s2.status is SignalStatus.NOG_NIET_OPGEPAKT
+    later = [c for c in _cases(world) if c.period == f"{TODAY - dt.timedelta(days=1):%Y-%m}"]
+    assert sorted(c.opeenvolgend for c in later) == [False, True]
+
+
 def test_outside_the_window_goes_to_review_not_away(world: World) -> None:
     zorg, _ = world.add_partner("Zorgverzekeraar", PartnerType.ZORG, key="rsa2")
     world.ingest(
