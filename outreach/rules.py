@@ -9,6 +9,7 @@ import holidays
 
 from config import Settings
 from outreach.enums import CaseResult, CaseState, ContactKind, Priority
+from signals.texts import Text
 
 
 @cache
@@ -33,6 +34,32 @@ def add_working_days(start: dt.date, days: int) -> dt.date:
         if is_working_day(day):
             days -= 1
     return day
+
+
+def working_days_between(start: dt.date, end: dt.date) -> int:
+    """The working days after ``start`` up to and including ``end``; negative (the working
+    days after ``end`` up to and including ``start``) when ``end`` comes first.
+
+    The inverse of :func:`add_working_days`: ``working_days_between(d, add_working_days(d,
+    n)) == n``. Only weekend days and holidays between two dates give 0: from Friday to the
+    Sunday after it, or from Saturday back to that Friday.
+    """
+    if end < start:
+        return -working_days_between(end, start)
+    # Whole weeks at once (five weekdays each), then day by day; holidays on a weekday off.
+    days = (end - start).days
+    weeks, rest = divmod(days, 7)
+    count = weeks * 5
+    for offset in range(1, rest + 1):
+        if (start + dt.timedelta(days=offset)).weekday() < 5:
+            count += 1
+    off = {
+        day
+        for year in range(start.year, end.year + 1)
+        for day in _dutch_holidays(year)
+        if start < day <= end and day.weekday() < 5
+    }
+    return count - len(off)
 
 
 def threatening(
@@ -115,9 +142,10 @@ NOT_PICKED_UP_RESULTS = frozenset(
     }
 )
 
+#: The states in words (in messages; a page shows them in its language).
 STATE_LABELS = {
-    CaseState.NIEUW: "nieuw",
-    CaseState.TE_BEOORDELEN: "te beoordelen",
-    CaseState.OPGEPAKT: "opgepakt",
-    CaseState.AFGESLOTEN: "afgesloten",
+    CaseState.NIEUW: Text("nieuw"),
+    CaseState.TE_BEOORDELEN: Text("te beoordelen"),
+    CaseState.OPGEPAKT: Text("opgepakt"),
+    CaseState.AFGESLOTEN: Text("afgesloten"),
 }
