@@ -29,6 +29,7 @@ from outreach.models import Case, CaseMessage
 from signals.crypto import DataProtector
 from signals.ingest import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from signals.rules import today_nl
+from signals.texts import Text
 
 BUILT_IN = Path(__file__).with_name("letter_templates")
 MESSAGE_CONTEXT = b"case.message"
@@ -41,7 +42,8 @@ TEMPLATES = {ContactKind.BRIEF: "brief.txt", ContactKind.KAARTJE: "kaartje.txt"}
 
 
 class MailError(Exception):
-    """The e-mail could not be sent; the message says why without personal data."""
+    """The e-mail could not be sent; the message (a :class:`~signals.texts.Text`) says why
+    without personal data."""
 
 
 def dutch_date(day: dt.date) -> str:
@@ -139,9 +141,9 @@ def send_email(
 def mail(settings: Settings, to: str, subject: str, body: str) -> str:
     """Send one plain-text e-mail through the configured SMTP server; its Message-ID."""
     if not settings.smtp_host:
-        raise MailError("er is geen SMTP-server ingesteld (VROEGSIGNAAL_SMTP_HOST)")
+        raise MailError(Text("er is geen SMTP-server ingesteld (VROEGSIGNAAL_SMTP_HOST)"))
     if "@" not in to or any(c in to for c in "\r\n,;"):
-        raise MailError("ongeldig e-mailadres")
+        raise MailError(Text("ongeldig e-mailadres"))
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
@@ -156,7 +158,9 @@ def mail(settings: Settings, to: str, subject: str, body: str) -> str:
                 smtp.login(settings.smtp_username, settings.smtp_password or "")
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"de e-mail is niet verstuurd ({type(exc).__name__})") from None
+        raise MailError(
+            Text("de e-mail is niet verstuurd (%(error)s)", error=type(exc).__name__)
+        ) from None
     return str(message["Message-ID"])
 
 

@@ -37,6 +37,7 @@ from signals.db import utcnow
 from signals.enums import SignalStatus
 from signals.models import User
 from signals.rules import NL
+from signals.texts import Text
 
 NOTE_CONTEXT = b"attempt.note"
 SYSTEM = "systeem"
@@ -44,7 +45,11 @@ COLLECTION_PAUSE_DAYS = 30
 
 
 class OutreachError(Exception):
-    """A refused action; the message says why in Dutch, without personal data."""
+    """A refused action; the message says why in Dutch, without personal data.
+
+    The message is a :class:`~signals.texts.Text`: Dutch as a string, in the page's language
+    where the web app shows it.
+    """
 
 
 class NotAllowed(OutreachError):
@@ -122,7 +127,12 @@ def transition(case: Case, to: CaseState, actor: str, text: str, **data: Any) ->
     """Move ``case`` to state ``to``, or refuse; every change leaves an audit event."""
     if to not in TRANSITIONS[case.state]:
         raise NotAllowed(
-            f"zaak {case.id} is {STATE_LABELS[case.state]} en kan niet naar {STATE_LABELS[to]}"
+            Text(
+                "zaak %(id)s is %(state)s en kan niet naar %(to)s",
+                id=case.id,
+                state=STATE_LABELS[case.state],
+                to=STATE_LABELS[to],
+            )
         )
     before = case.state
     case.state = to
@@ -161,7 +171,7 @@ def plan_case(
 def claim(session: Session, case: Case, user: User) -> None:
     """Assign an unassigned case to ``user``; of two at once, one wins, the other is told."""
     if case.state is CaseState.AFGESLOTEN:
-        raise NotAllowed(f"zaak {case.id} is al afgesloten")
+        raise NotAllowed(Text("zaak %(id)s is al afgesloten", id=case.id))
     won = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.assigned_to_id.is_(None))
@@ -172,14 +182,14 @@ def claim(session: Session, case: Case, user: User) -> None:
         session.refresh(case)
         if case.assigned_to_id == user.id:
             return
-        raise AlreadyClaimed(f"zaak {case.id} is al opgepakt door een collega")
+        raise AlreadyClaimed(Text("zaak %(id)s is al opgepakt door een collega", id=case.id))
     session.refresh(case)
     event(case, user.email, "claim", "zaak toegewezen", aan=user.email)
 
 
 def release(case: Case, user: User) -> None:
     if case.assigned_to_id != user.id:
-        raise NotAllowed(f"zaak {case.id} is niet aan u toegewezen")
+        raise NotAllowed(Text("zaak %(id)s is niet aan u toegewezen", id=case.id))
     case.assigned_to_id = None
     event(case, user.email, "release", "zaak teruggezet in de wachtrij")
 
@@ -198,14 +208,18 @@ def record_attempt(
     now = now or utcnow()
     if case.state is CaseState.AFGESLOTEN:
         raise NotAllowed(
-            f"zaak {case.id} is afgesloten; een poging kan niet meer worden vastgelegd"
+            Text(
+                "zaak %(id)s is afgesloten; een poging kan niet meer worden vastgelegd", id=case.id
+            )
         )
     if case.state is CaseState.TE_BEOORDELEN:
-        raise NotAllowed(f"zaak {case.id} staat op de beoordelingslijst; beoordeel haar eerst")
+        raise NotAllowed(
+            Text("zaak %(id)s staat op de beoordelingslijst; beoordeel haar eerst", id=case.id)
+        )
     if at.tzinfo is None:
-        raise OutreachError("het tijdstip van de poging heeft geen tijdzone")
+        raise OutreachError(Text("het tijdstip van de poging heeft geen tijdzone"))
     if at > now + dt.timedelta(minutes=5):
-        raise OutreachError("een poging kan niet in de toekomst liggen")
+        raise OutreachError(Text("een poging kan niet in de toekomst liggen"))
     local = at.astimezone(NL)
     attempt = ContactAttempt(
         kind=kind,
@@ -241,11 +255,16 @@ def record_attempt(
 def close(case: Case, result: CaseResult, actor: str, today: dt.date) -> None:
     """Close ``case`` with a DDAS end result; its signals get the matching DDAS status."""
     if case.state is CaseState.AFGESLOTEN:
-        raise NotAllowed(f"zaak {case.id} is al afgesloten ({case.result})")
+        raise NotAllowed(
+            Text("zaak %(id)s is al afgesloten (%(result)s)", id=case.id, result=case.result)
+        )
     if case.state is not CaseState.OPGEPAKT and result not in NOT_PICKED_UP_RESULTS:
         raise NotAllowed(
-            f"'{result.value}' vraagt om contact: leg eerst een contactpoging vast "
-            "of kies een resultaat 'niet opgepakt'"
+            Text(
+                "'%(result)s' vraagt om contact: leg eerst een contactpoging vast "
+                "of kies een resultaat 'niet opgepakt'",
+                result=result.value,
+            )
         )
     transition(case, CaseState.AFGESLOTEN, actor, f"zaak afgesloten: {result.value}")
     case.result, case.closed_on = result, today
@@ -284,7 +303,7 @@ def help_requested(case: Case, actor: str, today: dt.date, settings: Settings) -
 def review(case: Case, actor: str, accept: bool, today: dt.date, settings: Settings) -> None:
     """Decide a case on the review list: work it after all, or close it as not picked up."""
     if case.state is not CaseState.TE_BEOORDELEN:
-        raise NotAllowed(f"zaak {case.id} staat niet op de beoordelingslijst")
+        raise NotAllowed(Text("zaak %(id)s staat niet op de beoordelingslijst", id=case.id))
     if accept:
         case.review_reason = None
         transition(case, CaseState.NIEUW, actor, "na beoordeling: oppakken")

@@ -41,16 +41,22 @@ from outreach.models import Case, CaseSignal, ContactAttempt, StatisticsCount, S
 from signals.enums import PartnerType
 from signals.models import Municipality, Signal, StatisticsMark, first_of_month
 from signals.rules import today_nl
+from signals.texts import Text
 
 NATIONAL_SIGNALS_PER_1000_MONTH = 4.4  # 2024 (DOMAIN.md)
 SMALL = 5
 #: A count hidden only so that another, small one cannot be worked out from the total.
-SECONDARY = "(afgeschermd)"
+SECONDARY = Text("(afgeschermd)")
 
 
 @dataclass
 class Table:
-    """One table of the dashboard: a title, column names and rows of label + numbers."""
+    """One table of the dashboard: a title, column names and rows of label + numbers.
+
+    The title, the column names, the notes and the row labels that are words of ours are
+    :class:`~signals.texts.Text` (Dutch, shown in the page's language); DDAS values, such as
+    a partner type or an end result, are plain strings, verbatim in every language.
+    """
 
     key: str
     title: str
@@ -502,39 +508,49 @@ def compute(
     out.tables.append(
         Table(
             "signalen",
-            "Signalen",
-            ["", "aantal", "aandeel"],
+            Text("Signalen"),
+            ["", Text("aantal"), Text("aandeel")],
             [
-                ["signalen", total, ""],
+                [Text("signalen"), total, ""],
                 *[
-                    [f"partner: {p.value}", by_partner[p], share(by_partner[p], total)]
+                    [
+                        Text("partner: %(partner)s", partner=p.value),
+                        by_partner[p],
+                        share(by_partner[p], total),
+                    ]
                     for p in PartnerType
                     if by_partner[p]
                 ],
                 [
-                    "eindelevering (van energie)",
+                    Text("eindelevering (van energie)"),
                     energy_eos,
                     share(energy_eos, by_partner[PartnerType.ENERGIE]),
                 ],
-                ["jongeren 18-27", young, share(young, total)],
-                ["in een zaak opgenomen", in_case, share(in_case, total)],
+                [Text("jongeren 18-27"), young, share(young, total)],
+                [Text("in een zaak opgenomen"), in_case, share(in_case, total)],
             ],
             # The partner rows split the total.
             partitions=(tuple(range(1, 1 + sum(1 for p in PartnerType if by_partner[p]))),),
             note=(
-                f"Signalen per 1.000 inwoners per maand: {per_1000} "
-                f"(landelijk {NATIONAL_SIGNALS_PER_1000_MONTH} in 2024)."
+                Text(
+                    "Signalen per 1.000 inwoners per maand: %(figure)s "
+                    "(landelijk %(national)s in 2024).",
+                    figure=per_1000,
+                    national=NATIONAL_SIGNALS_PER_1000_MONTH,
+                )
                 if inhabitants
-                else "Zet het inwonertal in de configuratie (population) voor het cijfer per "
-                "1.000 inwoners."
+                else Text(
+                    "Zet het inwonertal in de configuratie (population) voor het cijfer per "
+                    "1.000 inwoners."
+                )
             ),
         )
     )
     out.tables.append(
         Table(
             "partners",
-            "Signalen per partnertype",
-            ["partnertype", "signalen", "aandeel"],
+            Text("Signalen per partnertype"),
+            [Text("partnertype"), Text("signalen"), Text("aandeel")],
             [
                 [p.value, by_partner[p], share(by_partner[p], total)]
                 for p in PartnerType
@@ -549,16 +565,24 @@ def compute(
     out.tables.append(
         Table(
             "zaken",
-            "Zaken en bereik",
-            ["", "aantal", "aandeel"],
+            Text("Zaken en bereik"),
+            ["", Text("aantal"), Text("aandeel")],
             [
-                ["zaken", n_cases, ""],
-                ["meervoudig", c["meervoudig", ""], share(c["meervoudig", ""], n_cases)],
-                ["opeenvolgend", c["opeenvolgend", ""], share(c["opeenvolgend", ""], n_cases)],
-                ["bereikt", reached, share(reached, n_cases)],
-                ["hulp aanvaard (van bereikt)", accepted_reached, share(accepted_reached, reached)],
+                [Text("zaken"), n_cases, ""],
+                [Text("meervoudig"), c["meervoudig", ""], share(c["meervoudig", ""], n_cases)],
+                [
+                    Text("opeenvolgend"),
+                    c["opeenvolgend", ""],
+                    share(c["opeenvolgend", ""], n_cases),
+                ],
+                [Text("bereikt"), reached, share(reached, n_cases)],
+                [
+                    Text("hulp aanvaard (van bereikt)"),
+                    accepted_reached,
+                    share(accepted_reached, reached),
+                ],
             ],
-            note="Bereikt: minstens één contactpoging waarbij de inwoner is bereikt.",
+            note=Text("Bereikt: minstens één contactpoging waarbij de inwoner is bereikt."),
             partition=False,
         )
     )
@@ -567,23 +591,25 @@ def compute(
     out.tables.append(
         Table(
             "resultaten",
-            "Eindresultaten (DDAS)",
-            ["resultaat", "zaken", "aandeel"],
+            Text("Eindresultaten (DDAS)"),
+            [Text("resultaat"), Text("zaken"), Text("aandeel")],
             [[r.value, n, share(n, closed)] for r, n in results.items() if n],
-            note=f"Hulp aanvaard (quick fix of vervolghulp): {c['aanvaard', '']} zaken.",
+            note=Text(
+                "Hulp aanvaard (quick fix of vervolghulp): %(n)s zaken.", n=c["aanvaard", ""]
+            ),
         )
     )
     kinds = [
-        ("quick fix: (budget)advies", [CaseResult.ADVIES_QUICK_FIX]),
-        ("vervolghulp financieel", [CaseResult.VERVOLGHULP_FINANCIEEL]),
-        ("vervolghulp niet financieel", [CaseResult.VERVOLGHULP_NIET_FINANCIEEL]),
-        ("vervolghulp (soort niet vastgelegd)", [CaseResult.VERVOLGHULP]),
+        (Text("quick fix: (budget)advies"), [CaseResult.ADVIES_QUICK_FIX]),
+        (Text("vervolghulp financieel"), [CaseResult.VERVOLGHULP_FINANCIEEL]),
+        (Text("vervolghulp niet financieel"), [CaseResult.VERVOLGHULP_NIET_FINANCIEEL]),
+        (Text("vervolghulp (soort niet vastgelegd)"), [CaseResult.VERVOLGHULP]),
     ]
     out.tables.append(
         Table(
             "hulpsoort",
-            "Aanvaarde hulp: quick fix of vervolghulp, financieel of niet",
-            ["soort", "zaken", "aandeel"],
+            Text("Aanvaarde hulp: quick fix of vervolghulp, financieel of niet"),
+            [Text("soort"), Text("zaken"), Text("aandeel")],
             [
                 [
                     label,
@@ -597,17 +623,24 @@ def compute(
 
     # -- young people and households with children ----------------------------------------
     groups = [
-        ("alle zaken", "alle"),
-        ("jongeren 18-27", "jong"),
-        ("huishoudens met minderjarige kinderen", "kinderen"),
-        ("huishoudens zonder minderjarige kinderen", "zonder_kinderen"),
-        ("kinderen onbekend (nog geen inwonercheck)", "kinderen_onbekend"),
+        (Text("alle zaken"), "alle"),
+        (Text("jongeren 18-27"), "jong"),
+        (Text("huishoudens met minderjarige kinderen"), "kinderen"),
+        (Text("huishoudens zonder minderjarige kinderen"), "zonder_kinderen"),
+        (Text("kinderen onbekend (nog geen inwonercheck)"), "kinderen_onbekend"),
     ]
     out.tables.append(
         Table(
             "groepen",
-            "Jongeren en gezinnen met kinderen",
-            ["groep", "zaken", "bereikt", "hulp aanvaard", "bereik", "aanvaard (van bereikt)"],
+            Text("Jongeren en gezinnen met kinderen"),
+            [
+                Text("groep"),
+                Text("zaken"),
+                Text("bereikt"),
+                Text("hulp aanvaard"),
+                Text("bereik"),
+                Text("aanvaard (van bereikt)"),
+            ],
             [
                 [
                     label,
@@ -619,8 +652,10 @@ def compute(
                 ]
                 for label, g in groups
             ],
-            note="Jongeren: een signaal van de zaak noemt leeftijd 18-27. Kinderen: bij de "
-            "inwonercheck staat iemand jonger dan 18 op het adres ingeschreven (BRP).",
+            note=Text(
+                "Jongeren: een signaal van de zaak noemt leeftijd 18-27. Kinderen: bij de "
+                "inwonercheck staat iemand jonger dan 18 op het adres ingeschreven (BRP)."
+            ),
             count_columns=(1, 2, 3),
             share_columns=(4, 5),
             # With, without and not known split all cases ("alle zaken"); young people do not
@@ -644,8 +679,8 @@ def compute(
     out.tables.append(
         Table(
             "pogingen",
-            "Contactpogingen per soort en bereik per kanaal",
-            ["soort", "pogingen", "bereikt", "bereik", "per zaak"],
+            Text("Contactpogingen per soort en bereik per kanaal"),
+            [Text("soort"), Text("pogingen"), Text("bereikt"), Text("bereik"), Text("per zaak")],
             [
                 [
                     k.value,
@@ -664,11 +699,11 @@ def compute(
     out.tables.append(
         Table(
             "pogingen_per_zaak",
-            "Contactpogingen per zaak",
-            ["", "pogingen", "per zaak"],
+            Text("Contactpogingen per zaak"),
+            ["", Text("pogingen"), Text("per zaak")],
             [
                 [
-                    "alle soorten",
+                    Text("alle soorten"),
                     sum(per_kind.values()),
                     _per_case(sum(per_kind.values()), n_cases),
                 ]
@@ -679,8 +714,8 @@ def compute(
     out.tables.append(
         Table(
             "dagdeel",
-            "Contactpogingen per dagdeel",
-            ["dagdeel", "pogingen", "aandeel"],
+            Text("Contactpogingen per dagdeel"),
+            [Text("dagdeel"), Text("pogingen"), Text("aandeel")],
             [[p, n, share(n, sum(per_part.values()))] for p, n in sorted(per_part.items())],
         )
     )
@@ -691,23 +726,23 @@ def compute(
     out.tables.append(
         Table(
             "snelheid",
-            "Snelheid",
-            ["", "zaken", "mediaan dagen", "binnen norm"],
+            Text("Snelheid"),
+            ["", Text("zaken"), Text("mediaan dagen"), Text("binnen norm")],
             [
                 [
-                    "signaal → eerste poging",
+                    Text("signaal → eerste poging"),
                     n_attempt,
                     _median_of(to_attempt),
                     share(sum(n for d, n in to_attempt if d <= 14), n_attempt),
                 ],
                 [
-                    "signaal → eerste gesprek",
+                    Text("signaal → eerste gesprek"),
                     n_talk,
                     _median_of(to_talk),
                     share(sum(n for d, n in to_talk if d <= 28), n_talk),
                 ],
             ],
-            note="Normen: eerste poging binnen 14 dagen, eerste gesprek binnen 4 weken.",
+            note=Text("Normen: eerste poging binnen 14 dagen, eerste gesprek binnen 4 weken."),
             share_columns=(3,),
             partition=False,
         )
@@ -715,22 +750,24 @@ def compute(
 
     # -- risk bands ------------------------------------------------------------------------
     order = {"hoog": 0, "midden": 1, "laag": 2, "": 3}
+    band_labels = {"hoog": Text("hoog"), "midden": Text("midden"), "laag": Text("laag"),
+                   "": Text("geen score")}  # fmt: skip
     bands = sorted({k for (f, k) in c if f == "band"}, key=lambda b: order.get(b, 3))
     out.tables.append(
         Table(
             "risicoband",
-            "Risicoband en uitkomst",
-            ["band", "zaken", "hulp aanvaard", "aandeel"],
+            Text("Risicoband en uitkomst"),
+            [Text("band"), Text("zaken"), Text("hulp aanvaard"), Text("aandeel")],
             [
                 [
-                    b or "geen score",
+                    band_labels.get(b, b),
                     c["band", b],
                     c["band_aanvaard", b],
                     share(c["band_aanvaard", b], c["band", b]),
                 ]
                 for b in bands
             ],
-            note="De band ordent het werk; ieder huishouden krijgt een aanbod van hulp.",
+            note=Text("De band ordent het werk; ieder huishouden krijgt een aanbod van hulp."),
             count_columns=(1, 2),
             share_columns=(3,),
         )
@@ -757,20 +794,23 @@ def compute(
     out.tables.append(
         Table(
             "per_maand",
-            "Per maand",
+            Text("Per maand"),
             [
-                "maand",
-                "signalen",
-                "per 1.000 inwoners",
-                "zaken",
-                "bereikt",
-                "bereik",
-                "aanvaard (van bereikt)",
-                "mediaan dagen tot eerste poging",
+                Text("maand"),
+                Text("signalen"),
+                Text("per 1.000 inwoners"),
+                Text("zaken"),
+                Text("bereikt"),
+                Text("bereik"),
+                Text("aanvaard (van bereikt)"),
+                Text("mediaan dagen tot eerste poging"),
             ],
             rows,
-            note=f"Landelijk: {NATIONAL_SIGNALS_PER_1000_MONTH} signalen per 1.000 inwoners per "
-            "maand (2024). Norm eerste poging: 14 dagen.",
+            note=Text(
+                "Landelijk: %(national)s signalen per 1.000 inwoners per maand (2024). Norm "
+                "eerste poging: 14 dagen.",
+                national=NATIONAL_SIGNALS_PER_1000_MONTH,
+            ),
             count_columns=(1, 3, 4),
             share_columns=(2, 5, 6, 7),
             # Each month's count is part of the period's total shown above.
@@ -783,7 +823,7 @@ def compute(
 def shown(table: Table) -> list[list[str]]:
     """The table's rows as shown and downloaded: counts suppressed column by column, and
     the shares of a row with a suppressed count hidden too."""
-    rows = [list(map(str, r)) for r in table.rows]
+    rows = [[c if isinstance(c, str) else str(c) for c in r] for r in table.rows]  # Text stays
     for column in table.count_columns:
         values = [r[column] if isinstance(r[column], int) else None for r in table.rows]
         cells = suppress(values, partition=False)

@@ -30,6 +30,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from scoring import reasons as r
 from scoring.features import FEATURE_NAMES, MONOTONE, HouseholdFeatures
 from scoring.metrics import expected_calibration_error
 
@@ -262,87 +263,87 @@ def contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, float]:
     return tables.contributions(model["features"].transform(X)), tables.reference_score
 
 
-def _n(value: float) -> str:
-    return f"{round(value):,}".replace(",", ".")
-
-
-def _months(value: float) -> str:
-    m = max(round(value), 1)
-    return "1 maand" if m == 1 else f"{m} maanden"
+def _months(value: float) -> int:
+    return max(round(value), 1)
 
 
 def _eviction(z: dict[str, float]) -> str:
     days = z["days_until_eviction"]
     for limit in (14, 30, 60, 90):
         if days <= limit:
-            return f"ontruimingsdatum binnen {limit} dagen"
-    return "ontruimingsdatum bekend"
+            return r.text(r.EVICTION_WITHIN, days=limit)
+    return r.text(r.EVICTION_KNOWN)
 
 
 def _arrears(z: dict[str, float]) -> str:
-    total = f"totaal € {_n(z['total_amount'])}"
+    total = z["total_amount"]
     if z["has_huur"] and z["huur_months"] >= 0.75:
-        return f"huurachterstand van {_months(z['huur_months'])} ({total})"
+        return r.plural(r.RENT_MONTHS, _months(z["huur_months"]), amount=total)
     if z["has_huur"]:
-        return f"huurachterstand ({total})"
-    return f"totale achterstand € {_n(z['total_amount'])}"
+        return r.text(r.RENT, amount=total)
+    return r.text(r.TOTAL, amount=total)
 
 
 def _growth(z: dict[str, float]) -> str:
-    what = "huurachterstand" if z["huur_growth_months"] > 0 else "achterstand"
-    return f"{what} gegroeid sinds vorig signaal (+€ {_n(z['max_growth_amount'])})"
+    template = r.RENT_GREW if z["huur_growth_months"] > 0 else r.ARREARS_GREW
+    return r.text(template, amount=z["max_growth_amount"])
 
 
-def _also(partner: str, alone: str) -> Callable[[dict[str, float]], str]:
-    return lambda z: f"ook signaal {partner}" if z["n_partners_12m"] > 1 else alone
+def _also(also: str, alone: str) -> Callable[[dict[str, float]], str]:
+    return lambda z: r.text(also if z["n_partners_12m"] > 1 else alone)
 
 
-#: Reason groups: the features reported together and their Dutch text.
+def _fixed(template: str) -> Callable[[dict[str, float]], str]:
+    return lambda z: r.text(template)
+
+
+#: Reason groups: the features reported together and their Dutch text (a template of
+#: :mod:`scoring.reasons`, so that a page can show it in its own language).
 REASONS: tuple[tuple[str, tuple[str, ...], Callable[[dict[str, float]], str]], ...] = (
     ("achterstand", ("has_huur", "huur_months", "total_amount", "max_amount"), _arrears),
     ("ontruiming", ("eviction_date", "days_until_eviction"), _eviction),
-    ("energie", ("has_energie",), _also("energie", "signaal energieleverancier")),
-    ("water", ("has_water",), _also("water", "signaal drinkwaterbedrijf")),
-    ("zorg", ("has_zorg",), _also("zorgverzekeraar", "signaal zorgverzekeraar")),
+    ("energie", ("has_energie",), _also(r.ALSO_ENERGY, r.ENERGY)),
+    ("water", ("has_water",), _also(r.ALSO_WATER, r.WATER)),
+    ("zorg", ("has_zorg",), _also(r.ALSO_HEALTH, r.HEALTH)),
     (
         "partners",
         ("n_partners_current", "n_partners_12m"),
-        lambda z: f"signalen van {_n(max(z['n_partners_12m'], z['n_partners_current']))} partners",
+        lambda z: r.plural(r.PARTNERS, max(z["n_partners_12m"], z["n_partners_current"])),
     ),
     (
         "herhaling",
         ("n_signals_6m", "n_signals_12m"),
-        lambda z: f"{_n(z['n_signals_12m'])} signalen in 12 maanden",
+        lambda z: r.plural(r.SIGNALS_12M, z["n_signals_12m"]),
     ),
     (
         "andere_achterstand",
         ("max_other_months",),
-        lambda z: f"achterstand bij energie, water of zorg van {_months(z['max_other_months'])}",
+        lambda z: r.plural(r.OTHER_MONTHS, _months(z["max_other_months"])),
     ),
     (
         "duur",
         ("max_days_in_arrears",),
-        lambda z: f"achterstand loopt {_n(z['max_days_in_arrears'])} dagen",
+        lambda z: r.plural(r.DAYS_IN_ARREARS, z["max_days_in_arrears"]),
     ),
     ("groei", ("huur_growth_months", "max_growth_amount"), _growth),
     (
         "groei_huur_energie",
         ("huur_growth_x_energie_current",),
-        lambda z: "huurachterstand groeit terwijl een energiesignaal binnenkomt",
+        _fixed(r.RENT_GROWS_WITH_ENERGY),
     ),
-    ("eindelevering", ("end_of_supply",), lambda z: "eindelevering energie aangekondigd"),
+    ("eindelevering", ("end_of_supply",), _fixed(r.END_OF_SUPPLY)),
     (
         "eindelevering_huur",
         ("end_of_supply_x_huur", "end_of_supply_x_huur_months"),
-        lambda z: "eindelevering energie samen met huurachterstand",
+        _fixed(r.END_OF_SUPPLY_RENT),
     ),
-    ("crisis", ("crisis",), lambda z: "crisissignaal van de partner"),
-    ("warm", ("warm_handover",), lambda z: "warme overdracht door de partner"),
-    ("venster", ("outside_window_share",), lambda z: "signaal buiten het convenantvenster"),
+    ("crisis", ("crisis",), _fixed(r.CRISIS)),
+    ("warm", ("warm_handover",), _fixed(r.WARM)),
+    ("venster", ("outside_window_share",), _fixed(r.WINDOW)),
     (
         "looptijd",
         ("months_since_first_signal",),
-        lambda z: f"eerste signaal {_months(z['months_since_first_signal'])} geleden",
+        lambda z: r.plural(r.FIRST_SIGNAL, _months(z["months_since_first_signal"])),
     ),
 )
 
@@ -356,7 +357,8 @@ def group_contributions(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, lis
 
 
 def reasons(model: Pipeline, X: np.ndarray, top: int = 3) -> list[list[str]]:
-    """Per household, the (at most) ``top`` largest positive contributions as Dutch text."""
+    """Per household, the (at most) ``top`` largest positive contributions as Dutch text
+    (each a :class:`~signals.texts.Text` of a :mod:`scoring.reasons` template)."""
     G, _ = group_contributions(model, X)
     Z = model["features"].transform(X)
     out = []

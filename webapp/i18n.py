@@ -12,11 +12,23 @@ Dates, times and amounts go through babel in the page's language (filters ``datu
 British English formats ("7 December 2026", "07/12/2026", "€1,234.56") in English, since
 the readers are in the Netherlands.
 
+Texts made below the web layer (a refused action's message, the dashboard's tables) are
+:class:`signals.texts.Text` values: Dutch strings that keep their message id, translated here
+by :func:`translate` (filter ``vertaal``). A score's reasons are stored as Dutch text and read
+back into their templates (:func:`scoring.reasons.parse`, filter ``reden``).
+
+A due date shows how many Dutch working days away it is (filter ``werkdagen``): "vandaag",
+"over 3 werkdagen", "2 werkdagen te laat", counted from the Dutch date today with
+:func:`outreach.rules.working_days_between` (weekends and Dutch public holidays are not
+working days). A due date on a weekend or holiday is due on the working day before it:
+on Friday, a task due on Saturday or Sunday is due "vandaag"; on Saturday, a task due that
+Friday is "0 werkdagen te laat" (late, but no working day lost yet).
+
 After changing a text, from the repository root::
 
-    .venv/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext --add-location=file \\
-        --sort-by-file --project=Vroegsignaal --copyright-holder=Vroegsignaal \\
-        -o webapp/translations/messages.pot .
+    .venv/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -k NP_:1,2 -k Text \\
+        -k Plural:1,2 --add-location=file --sort-by-file --project=Vroegsignaal \\
+        --copyright-holder=Vroegsignaal -o webapp/translations/messages.pot .
     .venv/bin/pybabel update -i webapp/translations/messages.pot -d webapp/translations \\
         --no-fuzzy-matching --ignore-obsolete
     (translate the new and changed entries in webapp/translations/en/LC_MESSAGES/messages.po)
@@ -35,9 +47,12 @@ from urllib.parse import urlsplit
 
 from babel import dates, numbers
 from flask import Blueprint, Flask, current_app, redirect, request, url_for
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations, gettext, ngettext
 
-from signals.rules import NL
+from outreach.rules import working_days_between
+from scoring.reasons import parse as parse_reason
+from signals.rules import NL, today_nl
+from signals.texts import Number, Text
 
 COOKIE = "taal"
 LANGUAGES = ("nl", "en")
@@ -145,13 +160,74 @@ def format_euro(amount: Decimal | float | int | None) -> str:
     return numbers.format_currency(amount, "EUR", locale=_format_locale())
 
 
+# -- texts made below the web layer -----------------------------------------------------------
+def _param(value: Any) -> Any:
+    if isinstance(value, Text):
+        return translate(value)
+    if isinstance(value, Number):
+        return numbers.format_decimal(value, locale=_format_locale())
+    return value
+
+
+def translate(value: Any) -> Any:
+    """Filter ``vertaal``: a :class:`~signals.texts.Text` in the page's language (its
+    parameters too, where they are Text or Number); anything else as it is (a DDAS value,
+    a name: data, not a text of ours)."""
+    if not isinstance(value, Text):
+        return value
+    translations = get_translations()
+    if value.plural is not None and value.num is not None:
+        template = translations.ngettext(value.msgid, value.plural, value.num)
+    else:
+        template = translations.gettext(value.msgid)
+    if not value.params:
+        return template
+    return template % {k: _param(v) for k, v in value.params.items()}
+
+
+def message_of(error: BaseException) -> str:
+    """A refused action's message for the user, in the page's language."""
+    if len(error.args) == 1 and isinstance(error.args[0], Text):
+        return str(translate(error.args[0]))
+    return str(error)
+
+
+def translate_reason(stored: str) -> str:
+    """Filter ``reden``: a score's stored Dutch reason in the page's language; a text that
+    fits none of the templates of :mod:`scoring.reasons` as it is."""
+    reason = parse_reason(stored)
+    return stored if reason is None else str(translate(reason))
+
+
+def working_days_away(due: dt.date | None, today: dt.date | None = None) -> str:
+    """Filter ``werkdagen``: how many Dutch working days a due date is from today (the
+    Dutch date): "vandaag", "over 1 werkdag", "3 werkdagen te laat" (see the docstring of
+    this module for a due date on a weekend or holiday)."""
+    if due is None:
+        return ""
+    today = today or today_nl()
+    days = working_days_between(today, due)
+    if days > 0:
+        return ngettext("over %(num)d werkdag", "over %(num)d werkdagen", days)
+    if days < 0 or due < today:
+        return ngettext("%(num)d werkdag te laat", "%(num)d werkdagen te laat", -days)
+    return gettext("vandaag")
+
+
 def init_app(app: Flask) -> None:
     """Flask-Babel with the cookie's language, the switch route and the format filters."""
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Europe/Amsterdam")
     babel.init_app(app, locale_selector=select_locale)
     app.register_blueprint(bp)
-    app.jinja_env.filters.update(datum=format_day, datumtijd=format_moment, euro=format_euro)
+    app.jinja_env.filters.update(
+        datum=format_day,
+        datumtijd=format_moment,
+        euro=format_euro,
+        vertaal=translate,
+        reden=translate_reason,
+        werkdagen=working_days_away,
+    )
 
     @app.context_processor
     def _language() -> dict[str, Any]:

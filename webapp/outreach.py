@@ -44,6 +44,7 @@ from signals.models import Signal, User
 from signals.rules import NL, today_nl
 from webapp.auth import roles_required
 from webapp.db import commit_even_on_error, get_session
+from webapp.i18n import message_of
 
 bp = Blueprint("outreach", __name__)
 PAGE_SIZE = 50
@@ -314,7 +315,7 @@ def _act(case_id: int, action: Any, success: str) -> Any:
         session.flush()
     except (OutreachError, letters.MailError) as exc:
         session.rollback()
-        flash(str(exc), "error")  # nothing of the refused action is stored
+        flash(message_of(exc), "error")  # nothing of the refused action is stored
         return redirect(url_for("outreach.case", case_id=case_id), 303)
     flash(success, "success")
     return redirect(url_for("outreach.case", case_id=case_id), 303)
@@ -423,7 +424,7 @@ def letter_pdf(case_id: int) -> Any:
         record_attempt(record, user, kind, dt.datetime.now(NL), False, None, runtime.protector)
     except OutreachError as exc:
         get_session().rollback()
-        flash(str(exc), "error")
+        flash(message_of(exc), "error")
         return redirect(url_for("outreach.case", case_id=case_id), 303)
     document, _ = letters.letter(record, kind, runtime.protector, runtime.settings, user.id)
     audit.record(

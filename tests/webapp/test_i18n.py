@@ -27,7 +27,8 @@ TRANSLATIONS = ROOT / "webapp" / "translations"
 PO = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po"
 MO = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.mo"
 #: The keywords of the extract command in webapp/i18n.py.
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "N_": None, "NP_": (1, 2),
+            "Text": None, "Plural": (1, 2)}  # fmt: skip
 
 
 def _po() -> Any:
