@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from outreach import exports
 from outreach.enums import CaseResult, CaseState, ContactKind
 from outreach.models import Case, ContactAttempt
 from signals.db import unit_of_work
@@ -165,11 +166,23 @@ def test_the_ddas_download_of_another_municipality_is_404(two: Two) -> None:
         answer = admin.post("/ddas", data={"csrf_token": token, "gemeente": code, **period})
         assert answer.status_code == 404, code
         assert not shows_nothing_of_b(two, answer), code
-    everything = admin.post("/ddas", data={"csrf_token": token, "gemeente": "alle", **period})
+    asked = admin.post("/ddas", data={"csrf_token": token, "gemeente": "alle", **period})
+    assert asked.status_code == 303, asked.status_code
+    path = asked.headers["Location"]
+    assert exports.make_exports(app.extensions["vroegsignaal"]) == 1  # the scheduler's job
+    everything = admin.get(f"{path}/bestand")
     assert everything.status_code == 200, everything.status_code
     delivery = json.loads(everything.get_data())
     assert [lev["gemeentecode"] for lev in delivery["leveringen"]] == ["0344"]  # A alone
     assert not shows_nothing_of_b(two, everything)
+    # B's admin's export: neither its page, its progress nor its file, nor removing it.
+    theirs = f"/ddas/exports/{two.b.export_id}"
+    for url in (theirs, f"{theirs}/status", f"{theirs}/bestand"):
+        answer = admin.get(url)
+        assert answer.status_code == 404, url
+        assert not shows_nothing_of_b(two, answer), url
+    assert admin.post(f"{theirs}/verwijderen", data={"csrf_token": token}).status_code == 404
+    assert two.b.export_id not in admin.get("/ddas").get_data(as_text=True)
 
 
 def test_the_dashboard_of_another_municipality_or_region_is_404(two: Two) -> None:
