@@ -163,7 +163,7 @@ def test_admin_asks_for_a_ddas_delivery_watches_it_made_and_downloads_it(
     assert page.locator("[data-status-label]").inner_text() == "Klaar om te downloaden"
     assert loads == [] and page.url == url, "the page was not reloaded"
     check_accessibility(page)
-    screenshot(page, "ddas_export")
+    screenshot(page, "ddas-export")
     with page.expect_download() as info:
         link.click()
     download = info.value
