@@ -245,16 +245,11 @@ def export_file(export_id: str) -> Any:
         handle = path.open("rb")  # open before anything is sent: removed later, still readable
     except FileNotFoundError:
         abort(410)
-    with unit_of_work(runtime.sessions) as session:  # the page itself only reads
-        counted = session.get(DdasExport, record.id)
-        assert counted is not None
-        counted.downloads += 1
-        for municipality_id in session.scalars(
-            select(Municipality.id).where(Municipality.code.in_(record.gemeenten.split(",")))
-        ):
-            audit.record(session, current_user.email, "export.ddas.gedownload",
-                         purpose=audit.PURPOSE_EXPORT, municipality_id=municipality_id,
-                         export_id=record.id, levering_id=record.delivery_id)  # fmt: skip
+    try:
+        _count_download(runtime, record)
+    except BaseException:
+        handle.close()
+        raise
     body = exports.unsealed(handle, runtime.protector, record.id)
     response = Response(body, mimetype="application/json")
     response.call_on_close(handle.close)
@@ -264,6 +259,21 @@ def export_file(export_id: str) -> Any:
         f'attachment; filename="{exports.download_name(record)}"'
     )
     return _no_store(response)
+
+
+def _count_download(runtime: Any, record: DdasExport) -> None:
+    """Count and audit a download, committed before anything is sent (a unit of work of its
+    own: the page itself only reads)."""
+    with unit_of_work(runtime.sessions) as session:
+        counted = session.get(DdasExport, record.id)
+        assert counted is not None
+        counted.downloads += 1
+        for municipality_id in session.scalars(
+            select(Municipality.id).where(Municipality.code.in_(record.gemeenten.split(",")))
+        ):
+            audit.record(session, current_user.email, "export.ddas.gedownload",
+                         purpose=audit.PURPOSE_EXPORT, municipality_id=municipality_id,
+                         export_id=record.id, levering_id=record.delivery_id)  # fmt: skip
 
 
 @bp.post("/ddas/exports/<export_id>/verwijderen")
