@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from outreach import residents, retention, statistics
+from outreach import residents, retention, statistics, timeline
 from outreach.enums import CaseResult, CaseState
 from outreach.letters import MailError, mail
 from outreach.matching import match_signals, municipalities_with_unmatched
@@ -123,16 +123,17 @@ def check_municipality(
         )
         case.resident_check = verdict.outcome
         counts[verdict.outcome] += 1
+        check = timeline.text(timeline.RESIDENT_CHECK, reason=verdict.reason)
         if verdict.outcome == "inwoner":
             if verdict.address is not None:
                 case.children = residents.minors_at(register, verdict.address, today)
-            event(case, SYSTEM, "brp", f"inwonercheck: {verdict.reason}")
+            event(case, SYSTEM, "brp", check)
         elif verdict.outcome == "geen_inwoner":
-            event(case, SYSTEM, "brp", f"inwonercheck: {verdict.reason}")
+            event(case, SYSTEM, "brp", check)
             close(case, CaseResult.GEEN_INWONER, SYSTEM, today)
         else:
-            case.review_reason = f"inwonercheck: {verdict.reason}"
-            transition(case, CaseState.TE_BEOORDELEN, SYSTEM, case.review_reason)
+            case.review_reason = str(check)
+            transition(case, CaseState.TE_BEOORDELEN, SYSTEM, check)
     session.flush()
     return counts
 
@@ -259,7 +260,9 @@ def escalate(runtime: Runtime) -> int:
                 task.case,
                 SYSTEM,
                 "escalatie",
-                f"termijn verstreken: {task.kind.value} was uiterlijk {task.due_on:%d-%m-%Y}",
+                timeline.text(
+                    timeline.OVERDUE, kind=task.kind.value, day=f"{task.due_on:%d-%m-%Y}"
+                ),
             )
         return len(tasks)
 

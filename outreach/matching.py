@@ -28,6 +28,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
+from outreach import timeline
 from outreach.enums import CaseResult, CaseState
 from outreach.models import Case, CaseSignal
 from outreach.service import SYSTEM, Bulk, close, event, transition
@@ -122,7 +123,8 @@ def match_signals(
                     opeenvolgend=False,
                 )
                 session.add(case)
-                bulk.event(case, SYSTEM, "aangemaakt", f"zaak aangemaakt voor periode {period}")
+                created = timeline.text(timeline.CREATED, period=period)
+                bulk.event(case, SYSTEM, "aangemaakt", created)
                 out.cases_created += 1
             cases[household, period] = case
     bulk.write(session)
@@ -173,7 +175,7 @@ def _match_case(
                 case,
                 SYSTEM,
                 "herhaling",
-                f"herhaalde melding ({signal.partner_type.value}), achterstand niet gegroeid",
+                timeline.text(timeline.REPEAT_SAME, partner=signal.partner_type.value),
             )
         else:
             fresh += 1
@@ -182,12 +184,11 @@ def _match_case(
                     case,
                     SYSTEM,
                     "herhaling",
-                    f"herhaalde melding ({signal.partner_type.value}), achterstand gegroeid: "
-                    "opgepakt",
+                    timeline.text(timeline.REPEAT_GROWN, partner=signal.partner_type.value),
                 )
         if signal.window_flag in OUTSIDE and not signal.end_of_supply:
-            reason = f"signaal buiten het convenantvenster ({signal.partner_type.value})"
-            case.review_reason = reason
+            reason = timeline.text(timeline.OUTSIDE_WINDOW, partner=signal.partner_type.value)
+            case.review_reason = str(reason)
             if case.state is CaseState.NIEUW:
                 transition(case, CaseState.TE_BEOORDELEN, SYSTEM, reason)
                 out.to_review += 1

@@ -14,6 +14,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, object_session
 
 from config import Settings
+from outreach import timeline
 from outreach.enums import (
     HELP_ACCEPTED,
     CaseResult,
@@ -66,7 +67,7 @@ def event(case: Case, actor: str, kind: str, text: str, **data: Any) -> CaseEven
     The audit event carries the kind and the event's data (states, contact kinds, ids), not
     the timeline text, which may hold dates and amounts of the resident.
     """
-    record = CaseEvent(actor=actor, kind=kind, text=text, data=data, at=utcnow())
+    record = CaseEvent(actor=actor, kind=kind, text=str(text), data=data, at=utcnow())
     # Through the many-to-one side: an unloaded timeline is not read just to add to it.
     record.case = case
     session = object_session(case)
@@ -92,7 +93,7 @@ class Bulk:
     tasks: list[tuple[Case, ContactKind, dt.date]] = field(default_factory=list)
 
     def event(self, case: Case, actor: str, kind: str, text: str, **data: Any) -> None:
-        self.events.append((case, actor, kind, text, data))
+        self.events.append((case, actor, kind, str(text), data))
 
     def write(self, session: Session) -> None:
         session.flush()
@@ -152,10 +153,8 @@ def plan_case(
         case.first_attempt_due = due
     if case.tasks or case.state not in (CaseState.NIEUW, CaseState.OPGEPAKT):
         return
-    text = (
-        f"contactplan: {', '.join(k.value for k, _ in PLANS[level])}; "
-        f"eerste poging uiterlijk {due:%d-%m-%Y}"
-    )
+    kinds = ", ".join(k.value for k, _ in PLANS[level])
+    text = timeline.text(timeline.PLAN, kinds=kinds, day=f"{due:%d-%m-%Y}")
     for kind, offset in PLANS[level]:
         on = add_working_days(due, offset) if offset else due
         if bulk is None:
@@ -184,14 +183,14 @@ def claim(session: Session, case: Case, user: User) -> None:
             return
         raise AlreadyClaimed(Text("zaak %(id)s is al opgepakt door een collega", id=case.id))
     session.refresh(case)
-    event(case, user.email, "claim", "zaak toegewezen", aan=user.email)
+    event(case, user.email, "claim", timeline.text(timeline.CLAIMED), aan=user.email)
 
 
 def release(case: Case, user: User) -> None:
     if case.assigned_to_id != user.id:
         raise NotAllowed(Text("zaak %(id)s is niet aan u toegewezen", id=case.id))
     case.assigned_to_id = None
-    event(case, user.email, "release", "zaak teruggezet in de wachtrij")
+    event(case, user.email, "release", timeline.text(timeline.RELEASED))
 
 
 def record_attempt(
@@ -236,7 +235,7 @@ def record_attempt(
             break
     if case.state is CaseState.NIEUW:
         case.picked_up_on = local.date()
-        transition(case, CaseState.OPGEPAKT, user.email, "zaak opgepakt (eerste contactpoging)")
+        transition(case, CaseState.OPGEPAKT, user.email, timeline.text(timeline.PICKED_UP))
         for signal in case.signals:
             if signal.status is SignalStatus.NOG_NIET_OPGEPAKT:
                 signal.status = SignalStatus.OPGEPAKT
@@ -244,8 +243,11 @@ def record_attempt(
         case,
         user.email,
         "poging",
-        f"{kind.value}, {attempt.dagdeel.value.lower()}: "
-        + ("bereikt" if reached else "niet bereikt"),
+        timeline.text(
+            timeline.REACHED if reached else timeline.NOT_REACHED,
+            kind=kind.value,
+            dagdeel=attempt.dagdeel.value.lower(),
+        ),
         soort=kind.value,
         bereikt=reached,
     )
@@ -266,7 +268,9 @@ def close(case: Case, result: CaseResult, actor: str, today: dt.date) -> None:
                 result=result.value,
             )
         )
-    transition(case, CaseState.AFGESLOTEN, actor, f"zaak afgesloten: {result.value}")
+    transition(
+        case, CaseState.AFGESLOTEN, actor, timeline.text(timeline.CLOSED, result=result.value)
+    )
     case.result, case.closed_on = result, today
     for task in case.tasks:
         if task.done_at is None:
@@ -281,8 +285,7 @@ def close(case: Case, result: CaseResult, actor: str, today: dt.date) -> None:
             case,
             actor,
             "pauze",
-            f"hulp aanvaard: incassopauze en quick-fix-termijn tot "
-            f"{case.collection_pause_until:%d-%m-%Y}",
+            timeline.text(timeline.PAUSE, day=f"{case.collection_pause_until:%d-%m-%Y}"),
         )
 
 
@@ -296,7 +299,7 @@ def help_requested(case: Case, actor: str, today: dt.date, settings: Settings) -
     )
     due = add_working_days(today, days)
     case.tasks.append(Task(kind=ContactKind.AFSPRAAK, due_on=due))
-    event(case, actor, "hulpvraag", f"hulpvraag: eerste gesprek uiterlijk {due:%d-%m-%Y}")
+    event(case, actor, "hulpvraag", timeline.text(timeline.HELP_REQUEST, day=f"{due:%d-%m-%Y}"))
     return due
 
 
@@ -306,7 +309,7 @@ def review(case: Case, actor: str, accept: bool, today: dt.date, settings: Setti
         raise NotAllowed(Text("zaak %(id)s staat niet op de beoordelingslijst", id=case.id))
     if accept:
         case.review_reason = None
-        transition(case, CaseState.NIEUW, actor, "na beoordeling: oppakken")
+        transition(case, CaseState.NIEUW, actor, timeline.text(timeline.REVIEWED))
         plan_case(case, Priority(case.priority), today, settings)
     else:
         close(case, CaseResult.NIET_OPGEPAKT_ONTERECHT, actor, today)

@@ -15,7 +15,8 @@ the readers are in the Netherlands.
 Texts made below the web layer (a refused action's message, the dashboard's tables) are
 :class:`signals.texts.Text` values: Dutch strings that keep their message id, translated here
 by :func:`translate` (filter ``vertaal``). A score's reasons are stored as Dutch text and read
-back into their templates (:func:`scoring.reasons.parse`, filter ``reden``).
+back into their templates (:func:`scoring.reasons.parse`, filter ``reden``); so are a case's
+timeline and review reason (:func:`outreach.timeline.parse`, filter ``tijdlijn``).
 
 A due date shows how many Dutch working days away it is (filter ``werkdagen``): "vandaag",
 "over 3 werkdagen", "2 werkdagen te laat", counted from the Dutch date today with
@@ -50,6 +51,7 @@ from flask import Blueprint, Flask, current_app, redirect, request, url_for
 from flask_babel import Babel, get_locale, get_translations, gettext, ngettext
 
 from outreach.rules import working_days_between
+from outreach.timeline import parse as parse_timeline
 from scoring.reasons import parse as parse_reason
 from signals.rules import NL, today_nl
 from signals.texts import Number, Text
@@ -199,6 +201,15 @@ def translate_reason(stored: str) -> str:
     return stored if reason is None else str(translate(reason))
 
 
+def translate_timeline(stored: str | None) -> str:
+    """Filter ``tijdlijn``: a case's stored timeline text or review reason in the page's
+    language; a text that fits none of the templates of :mod:`outreach.timeline` as it is."""
+    if not stored:
+        return ""
+    text = parse_timeline(stored)
+    return stored if text is None else str(translate(text))
+
+
 def working_days_away(due: dt.date | None, today: dt.date | None = None) -> str:
     """Filter ``werkdagen``: how many Dutch working days a due date is from today (the
     Dutch date): "vandaag", "over 1 werkdag", "3 werkdagen te laat" (see the docstring of
@@ -226,6 +237,7 @@ def init_app(app: Flask) -> None:
         euro=format_euro,
         vertaal=translate,
         reden=translate_reason,
+        tijdlijn=translate_timeline,
         werkdagen=working_days_away,
     )
 

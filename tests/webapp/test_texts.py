@@ -199,3 +199,54 @@ def test_the_english_dashboard_keeps_ddas_values_and_the_csv_stays_dutch(
 
     download = client.get("/dashboard.csv").get_data(as_text=True)
     assert "Zaken en bereik;bereikt;aantal;" in download and "Cases and reach" not in download
+
+
+def test_the_timeline_is_shown_in_the_users_language(client: Any, world: World) -> None:
+    """The case's timeline is stored in Dutch; an English page reads it back in English,
+    the DDAS values and dates in it as they are."""
+    case_id = _planned_case(world)
+    login_as(client, world, Role.COUNSELLOR, "tijdlijn@gemeente.example")
+    token = csrf_token(client.get(f"/cases/{case_id}").get_data(as_text=True))
+    assert client.post(f"/cases/{case_id}/claim", data={"csrf_token": token}).status_code == 303
+    yesterday = today_nl() - dt.timedelta(days=1)  # 09:30 of it: in the morning, in the past
+    form = {"csrf_token": token, "kind": "Telefoon", "day": yesterday.isoformat(), "time": "09:30"}
+    assert client.post(f"/cases/{case_id}/attempts", data=form).status_code == 303
+    period = f"{today_nl():%Y-%m}"
+
+    dutch = _page(client, f"/cases/{case_id}")
+    for text in (
+        f"zaak aangemaakt voor periode {period}",
+        "contactplan: ",
+        "zaak toegewezen",
+        "zaak opgepakt (eerste contactpoging)",
+        "Telefoon, ochtend: niet bereikt",
+    ):
+        assert text in dutch, text
+
+    client.set_cookie(COOKIE, "en")
+    english = _page(client, f"/cases/{case_id}")
+    for text in (
+        f"case created for period {period}",
+        "contact plan: ",
+        "case assigned",
+        "case picked up (first contact attempt)",
+        "Telefoon, ochtend: not reached",
+    ):
+        assert text in english, text
+    for text in ("zaak aangemaakt", "contactplan", "zaak toegewezen", "niet bereikt"):
+        assert text not in english, text
+
+
+def test_every_timeline_text_is_read_back_and_unknown_text_stays() -> None:
+    from outreach import timeline
+
+    for template in timeline.TEMPLATES:
+        names = re.findall(r"%\((\w+)\)s", template)
+        values = {name: f"waarde {i}" for i, name in enumerate(names)}
+        stored = str(timeline.text(template, **values))
+        parsed = timeline.parse(stored)
+        assert parsed is not None and (parsed.msgid, parsed.params) == (template, values)
+    for reason in timeline.INNER:  # the BRP check's reasons inside, read as texts too
+        parsed = timeline.parse(str(timeline.text(timeline.RESIDENT_CHECK, reason=reason)))
+        assert parsed is not None and parsed.params["reason"].msgid == reason
+    assert timeline.parse("iets wat een oudere versie schreef") is None
