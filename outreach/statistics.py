@@ -107,11 +107,23 @@ def suppress(values: list[int | None], partition: bool = True) -> list[str]:
     return shown
 
 
+class Share(str):
+    """A percentage as the downloads write it ("12.5%") that keeps its value, so that a page
+    writes it in its own language ("12,5%" in Dutch)."""
+
+    value: float
+
+    def __new__(cls, value: float) -> Share:
+        text = super().__new__(cls, f"{value:.1f}%")
+        text.value = value
+        return text
+
+
 def share(part: int | None, whole: int | None) -> str:
     """A percentage, or "—" when either count is too small to show."""
     if part is None or not whole or whole < SMALL or 0 < part < SMALL:
         return "—"
-    return f"{100 * part / whole:.1f}%"
+    return Share(100 * part / whole)
 
 
 def _months(start: dt.date, end: dt.date) -> list[tuple[int, int]]:

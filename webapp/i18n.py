@@ -51,6 +51,7 @@ from flask import Blueprint, Flask, current_app, redirect, request, url_for
 from flask_babel import Babel, get_locale, get_translations, gettext, ngettext
 
 from outreach.rules import working_days_between
+from outreach.statistics import Share
 from outreach.timeline import parse as parse_timeline
 from scoring.reasons import parse as parse_reason
 from signals.rules import NL, today_nl
@@ -201,6 +202,17 @@ def translate_reason(stored: str) -> str:
     return stored if reason is None else str(translate(reason))
 
 
+def format_cell(value: Any) -> Any:
+    """Filter ``cijfer``: a dashboard cell in the page's language: a count with its
+    thousands separator ("12.345", "12,345"), a share with its decimal sign ("12,5%",
+    "12.5%"), a text translated (:func:`translate`), "<5" and "—" as they are."""
+    if isinstance(value, Share):
+        return numbers.format_percent(value.value / 100, "#,##0.0%", locale=_format_locale())
+    if isinstance(value, str) and value.isdigit():
+        return numbers.format_decimal(int(value), locale=_format_locale())
+    return translate(value)
+
+
 def translate_timeline(stored: str | None) -> str:
     """Filter ``tijdlijn``: a case's stored timeline text or review reason in the page's
     language; a text that fits none of the templates of :mod:`outreach.timeline` as it is."""
@@ -238,6 +250,7 @@ def init_app(app: Flask) -> None:
         vertaal=translate,
         reden=translate_reason,
         tijdlijn=translate_timeline,
+        cijfer=format_cell,
         werkdagen=working_days_away,
     )
 

@@ -250,3 +250,19 @@ def test_every_timeline_text_is_read_back_and_unknown_text_stays() -> None:
         parsed = timeline.parse(str(timeline.text(timeline.RESIDENT_CHECK, reason=reason)))
         assert parsed is not None and parsed.params["reason"].msgid == reason
     assert timeline.parse("iets wat een oudere versie schreef") is None
+
+
+def test_dashboard_figures_in_dutch_and_english_conventions(app: Flask) -> None:
+    from outreach.statistics import share
+    from webapp.i18n import format_cell
+
+    eighth = share(1_000, 8_000)
+    assert eighth == "12.5%"  # as the CSV and Excel downloads have it
+    expected = {
+        "nl": {eighth: "12,5%", "12345": "12.345", "<5": "<5", "—": "—"},
+        "en": {eighth: "12.5%", "12345": "12,345", "<5": "<5", "—": "—"},
+    }
+    for language, cells in expected.items():
+        with app.test_request_context("/", headers={"Cookie": f"{COOKIE}={language}"}):
+            assert {cell: format_cell(cell) for cell in cells} == cells
+            assert format_cell(share(200, 300)) == ("66,7%" if language == "nl" else "66.7%")
