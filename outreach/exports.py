@@ -17,8 +17,13 @@ file is removed ``ddas_export_keep_hours`` after it is ready, or when the admin 
 
 **Crashes**: the job runs under its lock (``webapp.scheduler.run_job``), so an export still
 ``running`` when the job starts was left by a maker that died: it is queued again, at most
-``ddas_export_max_attempts`` times in all, then failed. A file is only given its name when it
-is complete (:class:`outreach.ddas.UnnamedFile`), so a dead maker leaves nothing behind.
+``ddas_export_max_attempts`` times in all, then failed. An export stopped by the database
+going away is queued again without counting (the scheduler retries the job). A file is only
+given its name when it is complete (:class:`outreach.ddas.UnnamedFile`), so a dead maker
+leaves nothing behind.
+
+**The folder** must be one that the web workers and the scheduler both reach under the same
+path (docs/deployment.md): the scheduler writes the file, a web worker sends it.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from outreach import ddas
 from outreach.models import DdasExport, ExportStatus
 from signals import audit
 from signals.crypto import DataProtector, DecryptionError
-from signals.db import unit_of_work, utcnow
+from signals.db import is_outage, unit_of_work, utcnow
 from signals.models import Municipality, User
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,9 @@ PROGRESS_SECONDS = 1.0
 #: What the page still shows (finished exports, newest first).
 FINAL = frozenset({ExportStatus.READY, ExportStatus.REFUSED, ExportStatus.FAILED,
                    ExportStatus.REMOVED})  # fmt: skip
+#: Exports of this process stopped by a database outage: not counted as an attempt when the
+#: job, retried, finds them still "running".
+_STOPPED_BY_OUTAGE: set[str] = set()
 
 
 # -- the sealed file ---------------------------------------------------------------------------
@@ -181,7 +189,11 @@ def _tidy(runtime: Any, folder: Path) -> None:
         for record in session.scalars(
             select(DdasExport).where(DdasExport.status == ExportStatus.RUNNING)
         ):
-            if record.attempts >= settings.ddas_export_max_attempts:
+            if record.id in _STOPPED_BY_OUTAGE:
+                _STOPPED_BY_OUTAGE.discard(record.id)
+                record.status, record.attempts = ExportStatus.QUEUED, record.attempts - 1
+                log.info("DDAS export %s: taken up again after a database outage", record.id)
+            elif record.attempts >= settings.ddas_export_max_attempts:
                 record.status, record.error = ExportStatus.FAILED, "interrupted"
                 record.finished_at = now
                 log.warning("DDAS export %s failed: interrupted %d times", record.id,
@@ -201,6 +213,8 @@ def _tidy(runtime: Any, folder: Path) -> None:
     for path in folder.glob("*.ddas"):  # left by a maker that died between file and record
         if path.stem not in ready:
             path.unlink(missing_ok=True)
+    for path in folder.glob(".ddas-*.tmp"):  # a dead maker's file, where O_TMPFILE is missing
+        path.unlink(missing_ok=True)
 
 
 def _claim(runtime: Any) -> str | None:
@@ -238,9 +252,14 @@ class _Progress:
 
 def _make(runtime: Any, export_id: str, folder: Path) -> None:
     settings, protector = runtime.settings, runtime.protector
-    # The document is read in one read-only transaction (one consistent view, and on SQLite
-    # no write lock held for minutes); progress and the outcome are short writes of their own.
+    # The document is read in one read-only transaction that sees one snapshot throughout
+    # (SQLite's WAL reader; PostgreSQL's REPEATABLE READ): the count, the cases and their
+    # signals agree while matching goes on; and on SQLite no write lock is held for minutes.
+    # Progress and the outcome are short writes of their own.
     with unit_of_work(runtime.readers) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            snapshot = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            session.connection(execution_options=snapshot)
         record = session.get(DdasExport, export_id)
         assert record is not None  # claimed just now
         start, end = record.period_start, record.period_end
@@ -275,8 +294,11 @@ def _make(runtime: Any, export_id: str, folder: Path) -> None:
                         len(refused.violations))  # fmt: skip
             return
         except Exception as error:
-            # Left "running": the next run takes it up again (a database outage passes), until
-            # its attempts are used up. The class name only: a message could quote values.
+            # Left "running": the next run takes it up again, until its attempts are used up;
+            # a database outage does not count. The class name only: a message could quote
+            # values.
+            if is_outage(error):
+                _STOPPED_BY_OUTAGE.add(export_id)
             log.error("DDAS export %s stopped (%s)", export_id, type(error).__name__)
             raise
     try:

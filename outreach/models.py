@@ -290,7 +290,8 @@ class DdasExport(Base):
 
     Holds no personal data: the file is in ``ddas_exports_dir`` under the export's id,
     encrypted with the data key (:class:`outreach.exports.SealedFile`). ``violations`` are
-    the paths and rules of a refusal, never values; ``error`` is an exception's class name.
+    the paths and rules of a refusal, never values; ``error`` says why it failed
+    ("interrupted": its maker stopped ``ddas_export_max_attempts`` times).
     """
 
     __tablename__ = "ddas_exports"

@@ -119,6 +119,18 @@ class Share(str):
         return text
 
 
+class Ratio(str):
+    """A figure with two decimals as the downloads write it ("1.50") that keeps its value, so
+    that a page writes it in its own language ("1,50" in Dutch)."""
+
+    value: float
+
+    def __new__(cls, value: float) -> Ratio:
+        text = super().__new__(cls, f"{value:.2f}")
+        text.value = value
+        return text
+
+
 def share(part: int | None, whole: int | None) -> str:
     """A percentage, or "—" when either count is too small to show."""
     if part is None or not whole or whole < SMALL or 0 < part < SMALL:
@@ -481,7 +493,7 @@ def _per_case(part: int, cases: int) -> str:
     """An average per case, or "—" when either count is too small to show."""
     if cases < SMALL or 0 < part < SMALL:
         return "—"
-    return f"{part / cases:.2f}"
+    return Ratio(part / cases)
 
 
 def _sum(counts: Counts, figure: str) -> int:
@@ -513,7 +525,7 @@ def compute(
     total = sum(by_partner.values())
     months = _months(start, end)
     inhabitants = sum(population.get(code, 0) for code in codes)
-    per_1000 = f"{1000 * total / inhabitants / len(months):.2f}" if inhabitants and total else "—"
+    per_1000 = Ratio(1000 * total / inhabitants / len(months)) if inhabitants and total else "—"
     energy_eos = c["eindelevering", ""]
     young = c["signalen_jong", ""]
     in_case = c["in_zaak", ""]
@@ -795,7 +807,7 @@ def compute(
             [
                 f"{y}-{m:02d}",
                 signals,
-                f"{1000 * signals / inhabitants:.2f}" if inhabitants else "—",
+                Ratio(1000 * signals / inhabitants) if inhabitants else "—",
                 cases,
                 hit,
                 share(hit, cases),

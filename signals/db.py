@@ -8,12 +8,14 @@ flush.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -121,3 +123,21 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+_SQLITE_OUTAGES = ("locked", "busy", "unable to open", "disk I/O", "disk is full", "readonly")
+
+
+def is_outage(error: BaseException | None) -> bool:
+    """Whether ``error`` means the database is unreachable (not that a statement was wrong)."""
+    if isinstance(error, sa_exc.TimeoutError):  # the pool had no connection to give
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
+            return True
+        if isinstance(error.orig, sqlite3.OperationalError):
+            # SQLite reports a wrong statement ("no such table") as OperationalError too;
+            # only a file it cannot use or a lock it cannot get is an outage.
+            return any(sign in str(error.orig) for sign in _SQLITE_OUTAGES)
+        return isinstance(error, sa_exc.OperationalError)
+    return False

@@ -51,6 +51,10 @@ ALL = "alle"
 LOG_ROWS = 100
 #: The admin's own exports shown on the DDAS page, newest first.
 EXPORT_ROWS = 20
+#: Exports one admin may have waiting or being made at once (the scheduler makes one at a
+#: time; a region's takes minutes).
+MAX_OPEN = 3
+OPEN = (ExportStatus.QUEUED, ExportStatus.RUNNING)
 
 STATUS_TEXT = {
     ExportStatus.QUEUED: _l("In de wachtrij"),
@@ -174,6 +178,18 @@ def request_export() -> Any:
     session = get_session()
     user = session.get(User, current_user.id)
     assert user is not None  # logged in
+    waiting = session.scalars(
+        select(DdasExport).where(DdasExport.requested_by_id == user.id, DdasExport.status.in_(OPEN))
+    ).all()
+    codes = ",".join(m.code for m in chosen)
+    for same in waiting:  # asked twice (a double click, a reload): the one already asked
+        if (same.gemeenten, same.period_start, same.period_end) == (codes, start, end):
+            return redirect(url_for("ddas_pages.export", export_id=same.id), code=303)
+    if len(waiting) >= MAX_OPEN:
+        busy = _("U heeft al %(n)d leveringen in de wachtrij; vraag een nieuwe aan als er een "
+                 "klaar is.", n=len(waiting))  # fmt: skip
+        page = _page(form, municipalities, busy=busy)
+        return _no_store(current_app.make_response((page, 429)))
     record = exports.request_export(session, user, chosen, start, end)
     return redirect(url_for("ddas_pages.export", export_id=record.id), code=303)
 

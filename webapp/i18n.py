@@ -51,7 +51,7 @@ from flask import Blueprint, Flask, current_app, redirect, request, url_for
 from flask_babel import Babel, get_locale, get_translations, gettext, ngettext
 
 from outreach.rules import working_days_between
-from outreach.statistics import Share
+from outreach.statistics import Ratio, Share
 from outreach.timeline import parse as parse_timeline
 from scoring.reasons import parse as parse_reason
 from signals.rules import NL, today_nl
@@ -204,10 +204,13 @@ def translate_reason(stored: str) -> str:
 
 def format_cell(value: Any) -> Any:
     """Filter ``cijfer``: a dashboard cell in the page's language: a count with its
-    thousands separator ("12.345", "12,345"), a share with its decimal sign ("12,5%",
-    "12.5%"), a text translated (:func:`translate`), "<5" and "—" as they are."""
+    thousands separator ("12.345", "12,345"), a share or a ratio with its decimal sign
+    ("12,5%", "1,50"; "12.5%", "1.50"), a text translated (:func:`translate`), "<5" and "—"
+    as they are."""
     if isinstance(value, Share):
         return numbers.format_percent(value.value / 100, "#,##0.0%", locale=_format_locale())
+    if isinstance(value, Ratio):
+        return numbers.format_decimal(value.value, "#,##0.00", locale=_format_locale())
     if isinstance(value, str) and value.isdigit():
         return numbers.format_decimal(int(value), locale=_format_locale())
     return translate(value)

@@ -11,33 +11,18 @@ message quotes the statement's parameters.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 from flask import Flask, current_app, make_response, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import InternalServerError
 
+from signals.db import is_outage as is_outage
+
 log = logging.getLogger(__name__)
 
 #: seconds a client is asked to wait before trying again
 RETRY_AFTER = 30
-_SQLITE_OUTAGES = ("locked", "busy", "unable to open", "disk I/O", "disk is full", "readonly")
-
-
-def is_outage(error: BaseException | None) -> bool:
-    """Whether ``error`` means the database is unreachable (not that a statement was wrong)."""
-    if isinstance(error, sa_exc.TimeoutError):  # the pool had no connection to give
-        return True
-    if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
-            return True
-        if isinstance(error.orig, sqlite3.OperationalError):
-            # SQLite reports a wrong statement ("no such table") as OperationalError too;
-            # only a file it cannot use or a lock it cannot get is an outage.
-            return any(sign in str(error.orig) for sign in _SQLITE_OUTAGES)
-        return isinstance(error, sa_exc.OperationalError)
-    return False
 
 
 def unavailable() -> Any:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from outreach import exports
@@ -20,7 +21,7 @@ from outreach.ddas import violations
 from outreach.models import DdasDelivery, DdasExport, ExportStatus
 from signals.db import unit_of_work
 from signals.enums import Role
-from signals.models import AuditEvent, Municipality
+from signals.models import AuditEvent, Municipality, User
 from signals.rules import today_nl
 from signals.runtime import Runtime
 from signals.service import add_municipality, add_user
@@ -255,3 +256,73 @@ def test_an_export_left_running_is_made_again_then_failed(world: World) -> None:
     assert status(client, path)["status"] == "failed"
     assert "kon niet worden gemaakt" in client.get(path).get_data(as_text=True)
     assert list(Path(world.runtime.settings.ddas_exports_dir).iterdir()) == []
+
+
+def test_asking_twice_gives_the_same_export_and_the_waiting_list_is_bounded(world: World) -> None:
+    paged_data(world)
+    client = app_client(world)
+    _login(client, world, Role.ADMIN, "beheer@example.nl")
+    first = asked(client)
+    assert asked(client) == first  # a double click or a reload: the export already asked
+    days = [(today_nl() - dt.timedelta(days=n)).isoformat() for n in (30, 20, 10)]
+    others = [asked(client, van=day) for day in days[:2]]
+    assert len({first, *others}) == 3
+    refused = ask(client, van=days[2])
+    assert refused.status_code == 429
+    assert "U heeft al 3 leveringen in de wachtrij" in refused.get_data(as_text=True)
+    exports.make_exports(runtime_with(world))
+    assert asked(client, van=days[2]) not in (first, *others)  # room again once made
+
+
+def test_an_admin_who_loses_a_municipality_loses_its_exports(world: World) -> None:
+    paged_data(world)
+    client = app_client(world)
+    _login(client, world, Role.ADMIN, "beheer@example.nl")
+    path = asked(client)
+    exports.make_exports(runtime_with(world))
+    assert client.get(f"{path}/bestand").status_code == 200
+    token = _csrf(client.get("/ddas").get_data(as_text=True))
+    with unit_of_work(world.runtime.sessions) as session:
+        other = add_municipality(session, "0307", "Amersfoort")
+        user = session.scalars(select(User).where(User.email == "beheer@example.nl")).one()
+        user.municipalities = [other]  # an admin of Amersfoort now, no longer of Utrecht
+    for url in (path, f"{path}/status", f"{path}/bestand"):
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"{path}/verwijderen", data={"csrf_token": token}).status_code == 404
+    assert path not in client.get("/ddas").get_data(as_text=True)
+
+
+def test_a_database_outage_does_not_use_up_an_attempt(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler retries a job the database dropped out of; the export it stopped is
+    made again without counting, while any other failure counts."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from outreach import ddas
+
+    paged_data(world)
+    client = app_client(world)
+    _login(client, world, Role.ADMIN, "beheer@example.nl")
+    path = asked(client)
+    export_id = path.rsplit("/", 1)[1]
+    write_file = ddas.write_file
+
+    def attempts() -> int:
+        with unit_of_work(world.runtime.readers) as session:
+            return session.get(DdasExport, export_id).attempts  # type: ignore[union-attr]
+
+    for error, counted in (
+        (OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked")), 1),
+        (ValueError("a bug"), 1),  # the outage's attempt given back, this one counted
+    ):
+        monkeypatch.setattr(ddas, "write_file", lambda *a, e=error, **k: (_ for _ in ()).throw(e))
+        with pytest.raises(type(error)):
+            exports.make_exports(runtime_with(world))
+        assert status(client, path)["status"] == "running" and attempts() == counted
+    monkeypatch.setattr(ddas, "write_file", write_file)
+    assert exports.make_exports(runtime_with(world)) == 1
+    assert status(client, path)["status"] == "ready"
+    assert attempts() == 2  # the bug's and this one; the outage's was given back

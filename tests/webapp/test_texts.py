@@ -229,7 +229,7 @@ def test_the_timeline_is_shown_in_the_users_language(client: Any, world: World) 
         f"case created for period {period}",
         "contact plan: ",
         "case assigned",
-        "case picked up (first contact attempt)",
+        "case taken up (first contact attempt)",
         "Telefoon, ochtend: not reached",
     ):
         assert text in english, text
@@ -253,11 +253,11 @@ def test_every_timeline_text_is_read_back_and_unknown_text_stays() -> None:
 
 
 def test_dashboard_figures_in_dutch_and_english_conventions(app: Flask) -> None:
-    from outreach.statistics import share
+    from outreach.statistics import Ratio, share
     from webapp.i18n import format_cell
 
     eighth = share(1_000, 8_000)
-    assert eighth == "12.5%"  # as the CSV and Excel downloads have it
+    assert eighth == "12.5%" and Ratio(1.5) == "1.50"  # as the CSV and Excel downloads have it
     expected = {
         "nl": {eighth: "12,5%", "12345": "12.345", "<5": "<5", "—": "—"},
         "en": {eighth: "12.5%", "12345": "12,345", "<5": "<5", "—": "—"},
@@ -266,3 +266,5 @@ def test_dashboard_figures_in_dutch_and_english_conventions(app: Flask) -> None:
         with app.test_request_context("/", headers={"Cookie": f"{COOKIE}={language}"}):
             assert {cell: format_cell(cell) for cell in cells} == cells
             assert format_cell(share(200, 300)) == ("66,7%" if language == "nl" else "66.7%")
+            assert format_cell(Ratio(1.5)) == ("1,50" if language == "nl" else "1.50")
+            assert format_cell(Ratio(1234.5)) == ("1.234,50" if language == "nl" else "1,234.50")
