@@ -107,28 +107,27 @@ def suppress(values: list[int | None], partition: bool = True) -> list[str]:
     return shown
 
 
-class Share(str):
-    """A percentage as the downloads write it ("12.5%") that keeps its value, so that a page
-    writes it in its own language ("12,5%" in Dutch)."""
+class Figure(str):
+    """A figure as the downloads write it (``FORMAT``) that keeps its value, so that a page
+    writes it in its own language."""
 
+    FORMAT = "{:.2f}"
     value: float
 
-    def __new__(cls, value: float) -> Share:
-        text = super().__new__(cls, f"{value:.1f}%")
+    def __new__(cls, value: float) -> Figure:
+        text = super().__new__(cls, cls.FORMAT.format(value))
         text.value = value
         return text
 
 
-class Ratio(str):
-    """A figure with two decimals as the downloads write it ("1.50") that keeps its value, so
-    that a page writes it in its own language ("1,50" in Dutch)."""
+class Share(Figure):
+    """A percentage: "12.5%" in the downloads, "12,5%" on a Dutch page."""
 
-    value: float
+    FORMAT = "{:.1f}%"
 
-    def __new__(cls, value: float) -> Ratio:
-        text = super().__new__(cls, f"{value:.2f}")
-        text.value = value
-        return text
+
+class Ratio(Figure):
+    """A figure with two decimals: "1.50" in the downloads, "1,50" on a Dutch page."""
 
 
 def share(part: int | None, whole: int | None) -> str:

@@ -14,10 +14,9 @@ and update commands of ``webapp/i18n.py``; rows stored before keep their old Dut
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from signals.texts import N_, Text
+from signals.texts import N_, Text, pattern_of
 
 CREATED = N_("zaak aangemaakt voor periode %(period)s")
 PLAN = N_("contactplan: %(kinds)s; eerste poging uiterlijk %(day)s")
@@ -59,15 +58,8 @@ def text(template: str, **values: Any) -> Text:
     return Text(template, **{k: Text(v) if v in INNER else v for k, v in values.items()})
 
 
-def _pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"%\((\w+)\)s", template)
-    return re.compile(
-        "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
-    )
-
-
 # The longest template first: "…: niet bereikt" before "…: bereikt".
-_PATTERNS = [(_pattern(t), t) for t in sorted(TEMPLATES, key=len, reverse=True)]
+_PATTERNS = [(pattern_of(t, ".+?"), t) for t in sorted(TEMPLATES, key=len, reverse=True)]
 
 
 def parse(stored: str) -> Text | None:

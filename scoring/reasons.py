@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from signals.texts import N_, NP_, Number, Plural, Text
+from signals.texts import N_, NP_, Number, Plural, Text, pattern_of
 
 # -- the templates: every parameter is a whole number --------------------------------------------
 EVICTION_WITHIN = N_("ontruimingsdatum binnen %(days)s dagen")
@@ -74,17 +74,9 @@ def plural(forms: tuple[str, str], num: float, **numbers: float) -> Text:
 _NUMBER = r"\d{1,3}(?:\.\d{3})+|\d+"
 
 
-def _pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"%\((\w+)\)s", template)
-    out = []
-    for i, part in enumerate(parts):
-        out.append(re.escape(part) if i % 2 == 0 else f"(?P<{part}>{_NUMBER})")
-    return re.compile("".join(out))
-
-
 _PATTERNS: list[tuple[re.Pattern[str], str, str | None]] = [
-    (_pattern(t), t, None) for t in SINGLE
-] + [(_pattern(form), one, many) for one, many in PLURALS for form in (one, many)]
+    (pattern_of(t, _NUMBER), t, None) for t in SINGLE
+] + [(pattern_of(form, _NUMBER), one, many) for one, many in PLURALS for form in (one, many)]
 
 
 def parse(stored: str) -> Text | None:

@@ -20,7 +20,17 @@ plain ``int`` (a case number) is written as it is.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+
+def pattern_of(template: str, value: str) -> re.Pattern[str]:
+    """A regular expression that reads a text written from ``template`` back: every
+    ``%(name)s`` a group ``name`` matching ``value``, the rest as it is."""
+    parts = re.split(r"%\((\w+)\)s", template)
+    return re.compile(
+        "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{value})" for i, p in enumerate(parts))
+    )
 
 
 def N_(msgid: str) -> str:
